@@ -1,0 +1,1 @@
+"""Frontends: they translate platform events into Questions and render answers; they do not think."""

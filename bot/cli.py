@@ -1,0 +1,202 @@
+"""`archivist`: sync sources, ask questions and chat from the command line.
+
+User errors (bad config, unknown source, unreachable service) print one line and
+exit non-zero; this module is the CLI's single error boundary.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sys
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bot.console import (
+    err,
+    out,
+    render_report,
+    render_sources,
+    render_sources_table,
+    render_stream,
+    SyncProgressView,
+)
+from core.answers import MODES, Question
+from core.errors import ArchivistError, InputError, SourceError
+from core.history import ConversationKey
+from core.settings import load_settings
+
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3  # the sync ran, but some documents could not be read
+DEMO_QUESTION = "How many vacation days do employees in the Netherlands get?"
+
+app = typer.Typer(
+    help="Archivist answers your team's questions from its own documents, with citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state: dict[str, object] = {}
+
+
+@app.callback()
+def _options(
+    config: Annotated[Optional[Path], typer.Option(help="Config file (default: $ARCHIVIST_CONFIG or config/archivist.toml).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    _state["config"] = config
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("archivist").setLevel(logging.INFO)
+
+
+@cache
+def _app():  # noqa: ANN202 - the composition root is imported lazily: `--help` stays fast
+    from core.app import App
+
+    return App(load_settings(_state.get("config")))  # type: ignore[arg-type]
+
+
+def _question(text: str, mode: str | None, principals: list[str], sources: list[str], thread: str) -> Question:
+    if mode is not None and mode not in MODES:
+        msg = f"--mode must be one of {', '.join(MODES)}, not {mode!r}"
+        raise InputError(msg)
+    settings = _app().settings
+    return Question(
+        text=text,
+        conversation=ConversationKey("cli", "local", getpass.getuser(), thread) if thread else None,
+        principals=frozenset(settings.cli.principals) | frozenset(principals),
+        sources=frozenset(sources) if sources else None,
+        mode=mode,  # type: ignore[arg-type]
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="What you want to know.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    mode: Annotated[Optional[str], typer.Option(help="rag, finetuned or hybrid.")] = None,
+    principal: Annotated[list[str], typer.Option(help="Read as this principal too (repeatable).")] = [],  # noqa: B006
+    source: Annotated[list[str], typer.Option(help="Only read these sources (repeatable).")] = [],  # noqa: B006
+    conversation: Annotated[str, typer.Option(help="Continue a named conversation (memory in Redis).")] = "",
+) -> None:
+    """Answer one question from the indexed documents, with sources."""
+    asked = _question(question, mode, principal, source, conversation)
+    if as_json:
+        answer = _app().assistant.ask(asked)
+        out.print_json(json.dumps(answer.as_dict(), ensure_ascii=False))
+    else:
+        render_stream(_app().assistant.stream(asked))
+
+
+@app.command()
+def chat(
+    mode: Annotated[Optional[str], typer.Option(help="rag, finetuned or hybrid.")] = None,
+) -> None:
+    """A conversation that remembers follow-ups. /forget clears memory, /exit leaves."""
+    _chat(mode)
+
+
+def _chat(mode: str | None) -> None:
+    thread = uuid.uuid4().hex[:12]
+    out.print("[bold]Archivist[/bold] — ask about your documents. /forget clears memory, /exit leaves.")
+    while True:
+        try:
+            text = out.input("\n[bold cyan]you ›[/bold cyan] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
+        if text in ("/exit", "/quit"):
+            return
+        if not text:
+            continue
+        try:
+            asked = _question(text, mode, [], [], thread)
+            if text == "/forget":
+                _app().assistant.forget(asked)
+                out.print("Memory of this conversation cleared.")
+                continue
+            out.print("[bold green]archivist ›[/bold green] ", end="")
+            render_stream(_app().assistant.stream(asked))
+        except InputError as exc:
+            err.print(f"[yellow]{exc}[/yellow]")
+
+
+@app.command()
+def sync(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Sources to sync (default: all).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-read and re-index every document.")] = False,
+) -> None:
+    """Bring the index in line with the sources: add, update and delete documents."""
+    _sync(names or [], full)
+
+
+def _sync(names: list[str], full: bool) -> None:
+    application = _app()
+    names = names or sorted(application.settings.connectors)
+    if not names:
+        msg = "no sources are configured: add a [connectors.NAME] table to the config"
+        raise InputError(msg)
+    connectors = [application.connector(name) for name in names]  # fail on a bad name before any work
+    partial = broken = False
+    for connector in connectors:
+        try:
+            with SyncProgressView() as view:
+                report = application.sync_engine.sync(connector, full=full, progress=view)
+        except SourceError as exc:
+            err.print(f"error: {exc}", markup=False)
+            broken = True
+            continue
+        render_report(report)
+        partial = partial or report.failed > 0
+    if broken:
+        raise typer.Exit(EXIT_ERROR)
+    if partial:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def sources() -> None:
+    """List the configured sources and what their last sync did."""
+    application = _app()
+    rows = []
+    for name in sorted(application.settings.connectors):
+        connector = application.connector(name)
+        status = application.sync_status.last(name)
+        rows.append((name, connector.kind, connector.describe(), application.store.count(name), status))
+    if not rows:
+        out.print("No sources configured. Add a [connectors.NAME] table to the config.")
+        return
+    render_sources_table(rows)
+
+
+@app.command()
+def demo() -> None:
+    """Sync the bundled handbook, answer a sample question, then open a chat (in a terminal)."""
+    out.print("[bold]1. Syncing the configured sources[/bold]")
+    _sync([], full=False)
+    out.print(f"\n[bold]2. Asking:[/bold] {DEMO_QUESTION}\n")
+    render_stream(_app().assistant.stream(_question(DEMO_QUESTION, None, [], [], "")))
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        out.print("\n[bold]3. Your turn[/bold]")
+        _chat(None)
+    else:
+        out.print('\nRun `archivist chat` for a conversation, or `archivist ask "..."` for one answer.')
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        app()
+    except ArchivistError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_ERROR)

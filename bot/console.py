@@ -1,0 +1,104 @@
+"""Rendering answers, sync progress and source tables in a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.answers import Answer, AnswerEvent, Done, Token
+from core.sync import Progress as SyncProgress
+from core.sync_status import SyncReport
+
+log = logging.getLogger("archivist")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+# Without a terminal, one progress line per this many seconds keeps logs readable.
+PLAIN_PROGRESS_EVERY_S = 5.0
+
+
+def render_stream(events: Iterator[AnswerEvent]) -> Answer:
+    """Print tokens as they arrive, then the numbered sources."""
+    answer: Answer | None = None
+    for event in events:
+        if isinstance(event, Token):
+            out.print(event.text, end="", markup=False)
+        elif isinstance(event, Done):
+            answer = event.answer
+    out.print()
+    assert answer is not None  # the assistant always ends with Done
+    render_sources(answer)
+    return answer
+
+
+def render_sources(answer: Answer) -> None:
+    if not answer.sources:
+        return
+    out.print("\n[bold]Sources[/bold]")
+    for source in answer.sources:
+        location = source.url or source.path
+        out.print(f"  [{source.index}] {source.title} — {location} ({source.source})", markup=False)
+
+
+class SyncProgressView:
+    """A progress bar on a terminal, periodic log lines otherwise."""
+
+    def __init__(self) -> None:
+        self._tty = err.is_terminal
+        self._bar: Progress | None = None
+        self._task = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> SyncProgressView:
+        if self._tty:
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err, transient=True,
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.__exit__(None, None, None)
+
+    def __call__(self, progress: SyncProgress) -> None:
+        description = f"{progress.source}: {progress.stage}"
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(description, total=progress.total)
+            self._bar.update(self._task, description=description, completed=progress.done, total=progress.total)
+            return
+        now = time.monotonic()
+        if progress.stage == "finished" or now - self._last_line >= PLAIN_PROGRESS_EVERY_S:
+            self._last_line = now
+            total = f"/{progress.total}" if progress.total else ""
+            log.info("%s %d%s", description, progress.done, total)
+
+
+def render_report(report: SyncReport) -> None:
+    out.print(report.summary(), markup=False)
+    for failure in report.failures:
+        out.print(f"  failed: {failure}", markup=False)
+    if report.failed > len(report.failures):
+        out.print(f"  … and {report.failed - len(report.failures)} more", markup=False)
+
+
+def _when(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "never"
+
+
+def render_sources_table(rows: list[tuple[str, str, str, int, SyncReport | None]]) -> None:
+    table = Table("source", "type", "reads", "chunks", "last sync", "took", "result")
+    for name, kind, where, chunks, report in rows:
+        result = report.summary().split(": ", 1)[1] if report else "not synced yet"
+        took = f"{report.duration_s:.1f}s" if report else "-"
+        table.add_row(name, kind, where, str(chunks), _when(report.finished_at if report else None), took, result)
+    out.print(table)

@@ -1,0 +1,27 @@
+"""Sources of documents. Each type is built from its ``[connectors.NAME]`` table."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+    from core.settings import ConnectorSettings
+
+# type name -> "module:factory"; modules are imported only when a source of that type is used.
+CONNECTOR_TYPES = {
+    "filesystem": "connectors.filesystem:FilesystemConnector",
+}
+
+
+def build_connector(name: str, settings: ConnectorSettings) -> Connector:
+    module_name, _, factory_name = CONNECTOR_TYPES[settings.type].partition(":")
+    factory = getattr(import_module(module_name), factory_name)
+    try:
+        return factory.from_settings(name, settings)
+    except (TypeError, ValueError) as exc:
+        msg = f"connectors.{name}: {exc}"
+        raise ConfigError(msg) from None

@@ -1,0 +1,44 @@
+"""The connector interface: every source yields the same Document batches.
+
+A connector is built from its named config table and offers capabilities as
+small protocols, in the manner of Onyx's connectors:
+
+- ``list_refs()``  every document that exists now, with a cheap version stamp.
+  The sync engine re-reads only new or changed ones and prunes the vanished.
+- ``load(refs)``   read those documents, in batches. A document that cannot be
+  read is yielded as a ``LoadFailure`` value; it never aborts the batch.
+
+Sources that can only be read whole implement ``load_all`` instead; the engine
+then diffs by content hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from core.documents import Document, DocumentRef, LoadFailure
+
+Batch = list[Document | LoadFailure]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    name: str
+    kind: str
+
+    def describe(self) -> str:
+        """One line saying where this source reads from."""
+        ...
+
+
+@runtime_checkable
+class ListsRefs(Protocol):
+    def list_refs(self) -> Iterator[DocumentRef]: ...
+
+    def load(self, refs: Sequence[DocumentRef]) -> Iterator[Batch]: ...
+
+
+@runtime_checkable
+class LoadsAll(Protocol):
+    def load_all(self) -> Iterator[Batch]: ...

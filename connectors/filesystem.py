@@ -1,0 +1,116 @@
+"""Documents from a directory tree: Markdown, text, HTML, PDF and DOCX files."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from fnmatch import fnmatch
+from pathlib import Path
+
+from connectors.base import Batch
+from connectors.parsers import PARSERS, UnreadableFile, parse_file
+from core.documents import Acl, Document, DocumentRef, LoadFailure
+from core.errors import SourceError
+from core.settings import ConnectorSettings
+
+log = logging.getLogger(__name__)
+
+# Bigger files are almost always exports or archives, not handbook pages; reading them
+# would stall a sync for little value.
+MAX_FILE_BYTES = 25 * 1024 * 1024
+BATCH_SIZE = 64
+
+
+@dataclass
+class FilesystemConnector:
+    name: str
+    root: Path
+    acl: Acl
+    include: tuple[str, ...] = ("**/*",)
+    exclude: tuple[str, ...] = ()
+    kind: str = "filesystem"
+
+    @classmethod
+    def from_settings(cls, name: str, settings: ConnectorSettings) -> FilesystemConnector:
+        options = settings.options()
+        unknown = set(options) - {"path", "include", "exclude"}
+        if unknown:
+            msg = f"unknown option(s) {sorted(unknown)} for a filesystem source"
+            raise ValueError(msg)
+        if "path" not in options:
+            msg = "'path' is required for a filesystem source"
+            raise ValueError(msg)
+        return cls(
+            name=name,
+            root=Path(str(options["path"])),
+            acl=Acl(public=settings.public, principals=frozenset(settings.principals)),
+            include=tuple(options.get("include", ("**/*",))),  # type: ignore[arg-type]
+            exclude=tuple(options.get("exclude", ())),  # type: ignore[arg-type]
+        )
+
+    def describe(self) -> str:
+        return f"files under {self.root}"
+
+    def _wanted(self, relative: str) -> bool:
+        def matches(patterns: tuple[str, ...]) -> bool:
+            # "**/*.md" should also match "top.md" at the root, as users expect.
+            return any(fnmatch(relative, p) or fnmatch(relative, p.removeprefix("**/")) for p in patterns)
+
+        return matches(self.include) and not matches(self.exclude)
+
+    def _files(self) -> Iterator[Path]:
+        if not self.root.is_dir():
+            msg = f"source {self.name!r}: directory {self.root} does not exist"
+            raise SourceError(msg)
+        for path in sorted(self.root.rglob("*")):
+            relative = path.relative_to(self.root).as_posix()
+            if any(part.startswith(".") for part in path.relative_to(self.root).parts):
+                continue
+            if path.is_file() and path.suffix.lower() in PARSERS and self._wanted(relative):
+                yield path
+
+    def list_refs(self) -> Iterator[DocumentRef]:
+        for path in self._files():
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                log.warning("cannot read %s: %s", path, exc)
+                digest = "unreadable"
+            yield DocumentRef(id=path.relative_to(self.root).as_posix(), version=digest)
+
+    def load(self, refs: Sequence[DocumentRef]) -> Iterator[Batch]:
+        batch: Batch = []
+        for ref in refs:
+            batch.append(self._read(ref))
+            if len(batch) >= BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _read(self, ref: DocumentRef) -> Document | LoadFailure:
+        path = self.root / ref.id
+        try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                return LoadFailure(ref.id, self.name, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+            data = path.read_bytes()
+            mime_type, title, text = parse_file(path, data)
+        except (OSError, UnreadableFile) as exc:
+            return LoadFailure(ref.id, self.name, str(exc) or type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on hostile files
+            return LoadFailure(ref.id, self.name, f"cannot parse: {type(exc).__name__}: {exc}")
+        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        return Document(
+            id=ref.id,
+            source=self.name,
+            title=title,
+            text=text,
+            path=str(path),
+            version=hashlib.sha256(data).hexdigest(),
+            updated_at=modified,
+            acl=self.acl,
+            mime_type=mime_type,
+        )

@@ -1,0 +1,109 @@
+"""The composition root: the one place that turns Settings into live objects.
+
+Everything is built lazily, so `archivist sources` never loads a model and
+`archivist ask` never starts what it does not use.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+import redis
+
+from connectors import build_connector
+from connectors.base import Connector
+from core.assistant import Assistant
+from core.chat_models import ChatModel, build_chat_model
+from core.chunking import ChunkingOptions
+from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings
+from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
+from core.history import ConversationHistory
+from core.redis_conn import connect
+from core.settings import Settings
+from core.store.base import VectorStore
+from core.sync import SyncEngine
+from core.sync_status import SyncStatusStore
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        try:
+            return connect(self.settings.redis.url, self.settings.data_dir)
+        except (redis.RedisError, OSError) as exc:
+            msg = f"cannot start or reach Redis: {exc}"
+            raise ServiceUnavailable(msg) from exc
+
+    @cached_property
+    def embedder(self) -> LocalEmbeddings | RemoteEmbeddings:
+        return build_embeddings(self.settings.embeddings)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        if self.settings.store.backend == "weaviate":
+            msg = "store.backend = 'weaviate' is not available yet in this build; use 'lancedb'"
+            raise ConfigError(msg)
+        from core.store.lancedb_store import LanceDBStore
+
+        return LanceDBStore(
+            self.settings.data_dir / "lancedb", self.embedder.dimensions, self.settings.store.table
+        )
+
+    @cached_property
+    def models(self) -> dict[str, ChatModel]:
+        return {name: build_chat_model(name, entry) for name, entry in self.settings.models.items()}
+
+    @cached_property
+    def history(self) -> ConversationHistory:
+        settings = self.settings.redis
+        return ConversationHistory(
+            self.redis, settings.history_turns, settings.history_max_tokens, settings.history_ttl_s
+        )
+
+    @cached_property
+    def sync_status(self) -> SyncStatusStore:
+        return SyncStatusStore(self.redis)
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        return Assistant(
+            self.store,
+            self.embedder,
+            self.models,
+            self._optional(lambda: self.history),
+            self.settings.retrieval,
+            self.settings.assistant,
+        )
+
+    @cached_property
+    def sync_engine(self) -> SyncEngine:
+        chunking = self.settings.chunking
+        return SyncEngine(
+            self.store,
+            self.embedder,
+            ChunkingOptions(max_chars=chunking.max_chars, overlap_chars=chunking.overlap_chars),
+            self._optional(lambda: self.sync_status),
+            self.settings.embeddings.batch_size,
+        )
+
+    def connector(self, name: str) -> Connector:
+        if name not in self.settings.connectors:
+            known = ", ".join(sorted(self.settings.connectors)) or "none configured"
+            msg = f"unknown source {name!r} (configured: {known})"
+            raise UnknownSourceError(msg)
+        return build_connector(name, self.settings.connectors[name])
+
+    @staticmethod
+    def _optional(build):  # noqa: ANN001, ANN205 - tiny local helper
+        """Memory and status are conveniences: without Redis, answer and sync anyway."""
+        try:
+            return build()
+        except ServiceUnavailable as exc:
+            log.warning("%s; going on without conversation memory and sync status", exc)
+            return None

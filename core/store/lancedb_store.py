@@ -1,0 +1,236 @@
+"""The embedded default store: LanceDB under the data dir, hybrid by local fusion.
+
+Dense and full-text candidates are fetched with the access filter as a
+pre-filter inside each LanceDB query, then fused with the same relative-score
+fusion Weaviate uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from core.documents import Acl, Chunk
+from core.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
+from core.store.fusion import relative_score_fusion
+
+log = logging.getLogger(__name__)
+
+_RESULT_COLUMNS = [
+    "id", "document_id", "source", "title", "text", "heading_path", "position", "url",
+    "path", "content_hash", "version", "updated_at", "acl_public", "acl_principals", "vector",
+]
+_HEADING_SEPARATOR = "\x1f"
+
+
+def sql_string(value: str) -> str:
+    """Quote a value for a LanceDB (DataFusion) SQL filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(sql_string(v) for v in sorted(values)) + "]"
+
+
+def access_sql(access: AccessFilter) -> str:
+    """The access filter as a SQL predicate; an empty grant matches nothing but public."""
+    grants = []
+    if access.include_public:
+        grants.append("acl_public = true")
+    if access.principals:
+        grants.append(f"array_has_any(acl_principals, {sql_list(access.principals)})")
+    clause = "(" + " OR ".join(grants) + ")" if grants else "false"
+    if access.sources is not None:
+        if not access.sources:
+            return "false"
+        sources = ", ".join(sql_string(s) for s in sorted(access.sources))
+        clause += f" AND source IN ({sources})"
+    return clause
+
+
+def _schema(dimensions: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("document_id", pa.string()),
+            ("source", pa.string()),
+            ("title", pa.string()),
+            ("text", pa.string()),
+            ("search_text", pa.string()),
+            ("heading_path", pa.string()),
+            ("position", pa.int32()),
+            ("url", pa.string()),
+            ("path", pa.string()),
+            ("content_hash", pa.string()),
+            ("version", pa.string()),
+            ("updated_at", pa.timestamp("us", tz="UTC")),
+            ("acl_public", pa.bool_()),
+            ("acl_principals", pa.list_(pa.string())),
+            ("vector", pa.list_(pa.float32(), dimensions)),
+        ]
+    )
+
+
+def _row(chunk: Chunk, vector: Sequence[float]) -> dict[str, object]:
+    return {
+        "id": chunk.id,
+        "document_id": chunk.document_id,
+        "source": chunk.source,
+        "title": chunk.title,
+        "text": chunk.text,
+        "search_text": chunk.search_text(),
+        "heading_path": _HEADING_SEPARATOR.join(chunk.heading_path),
+        "position": chunk.position,
+        "url": chunk.url,
+        "path": chunk.path,
+        "content_hash": chunk.content_hash,
+        "version": chunk.version,
+        "updated_at": chunk.updated_at,
+        "acl_public": chunk.acl.public,
+        "acl_principals": sorted(chunk.acl.principals),
+        "vector": list(map(float, vector)),
+    }
+
+
+def _chunk(row: dict[str, object]) -> Chunk:
+    headings = str(row["heading_path"] or "")
+    updated = row["updated_at"]
+    return Chunk(
+        id=str(row["id"]),
+        document_id=str(row["document_id"]),
+        source=str(row["source"]),
+        title=str(row["title"]),
+        text=str(row["text"]),
+        heading_path=tuple(headings.split(_HEADING_SEPARATOR)) if headings else (),
+        position=int(row["position"]),  # type: ignore[arg-type]
+        url=str(row["url"] or ""),
+        path=str(row["path"] or ""),
+        content_hash=str(row["content_hash"]),
+        version=str(row["version"]),
+        updated_at=updated if isinstance(updated, datetime) else datetime.now(timezone.utc),
+        acl=Acl(bool(row["acl_public"]), frozenset(row["acl_principals"] or ())),  # type: ignore[arg-type]
+    )
+
+
+class LanceDBStore:
+    name = "lancedb"
+
+    def __init__(self, directory: Path, dimensions: int, table: str = "chunks") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(str(directory))
+        self._dimensions = dimensions
+        self._table_name = table
+        self._table = self._open()
+        self._fts_ready = False
+
+    def _open(self):  # noqa: ANN202 - lancedb's table type is private
+        if self._table_name in self._db.table_names():
+            table = self._db.open_table(self._table_name)
+            stored = table.schema.field("vector").type.list_size
+            if stored != self._dimensions:
+                from core.errors import ConfigError
+
+                msg = (
+                    f"the index under {self._db.uri} holds {stored}-dimensional vectors but the "
+                    f"embedder makes {self._dimensions}; run `archivist sync --full` after "
+                    "removing the index, or restore the previous embeddings setting"
+                )
+                raise ConfigError(msg)
+            return table
+        return self._db.create_table(self._table_name, schema=_schema(self._dimensions))
+
+    # -- writing -----------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        if not chunks:
+            return
+        by_source: dict[str, set[str]] = {}
+        for chunk in chunks:
+            by_source.setdefault(chunk.source, set()).add(chunk.document_id)
+        for source, document_ids in by_source.items():
+            self.delete_documents(source, document_ids)
+        rows = [_row(chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
+        self._table.add(pa.Table.from_pylist(rows, schema=_schema(self._dimensions)))
+
+    def delete_documents(self, source: str, document_ids: Iterable[str]) -> None:
+        ids = list(document_ids)
+        # Filters are SQL text; keep each statement a reasonable size.
+        for start in range(0, len(ids), 500):
+            part = ", ".join(sql_string(i) for i in ids[start : start + 500])
+            self._table.delete(f"source = {sql_string(source)} AND document_id IN ({part})")
+
+    def finish_sync(self) -> None:
+        self._table.create_fts_index("search_text", replace=True, with_position=False)
+        self._fts_ready = True
+        self._table.optimize()
+
+    # -- reading -----------------------------------------------------------
+
+    def _scan(self, columns: list[str], where: str | None) -> pa.Table:
+        query = self._table.search().select(columns).limit(None)
+        if where:
+            query = query.where(where)
+        return query.to_arrow()
+
+    def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
+        rows = self._scan(["document_id", "version", "content_hash"], f"source = {sql_string(source)}")
+        documents: dict[str, IndexedDocument] = {}
+        for document_id, version, digest in zip(
+            rows["document_id"].to_pylist(), rows["version"].to_pylist(), rows["content_hash"].to_pylist()
+        ):
+            known = documents.get(document_id)
+            documents[document_id] = IndexedDocument(version, digest, (known.chunks if known else 0) + 1)
+        return documents
+
+    def count(self, source: str | None = None) -> int:
+        return self._table.count_rows(f"source = {sql_string(source)}" if source else None)
+
+    def _has_fts_index(self) -> bool:
+        if not self._fts_ready:
+            self._fts_ready = any("search_text" in idx.columns for idx in self._table.list_indices())
+        return self._fts_ready
+
+    def search(self, query: SearchQuery, access: AccessFilter) -> list[SearchHit]:
+        where = access_sql(access)
+        rows: dict[str, dict[str, object]] = {}
+        dense: list[tuple[str, float]] = []
+        sparse: list[tuple[str, float]] = []
+        if query.alpha > 0:
+            result = (
+                self._table.search(list(query.vector), vector_column_name="vector")
+                .distance_type("cosine")
+                .where(where, prefilter=True)
+                .limit(query.candidates)
+                .select([*_RESULT_COLUMNS, "_distance"])
+                .to_list()
+            )
+            for row in result:
+                rows[str(row["id"])] = row
+                dense.append((str(row["id"]), 1.0 - float(row["_distance"])))
+        if query.alpha < 1 and query.text.strip() and self._has_fts_index():
+            result = (
+                self._table.search(query.text, query_type="fts", fts_columns="search_text")
+                .where(where, prefilter=True)
+                .limit(query.candidates)
+                .select([*_RESULT_COLUMNS, "_score"])
+                .to_list()
+            )
+            for row in result:
+                rows.setdefault(str(row["id"]), row)
+                sparse.append((str(row["id"]), float(row["_score"])))
+        fused = relative_score_fusion(dense, sparse, query.alpha)[: query.limit]
+        question = np.asarray(query.vector, dtype=np.float32)
+        question /= np.linalg.norm(question) or 1.0
+        hits = []
+        for chunk_id, score in fused:
+            row = rows[chunk_id]
+            vector = np.asarray(row["vector"], dtype=np.float32)
+            similarity = float(vector @ question / (np.linalg.norm(vector) or 1.0))
+            hits.append(SearchHit(_chunk(row), score, similarity))
+        return hits

@@ -1,0 +1,156 @@
+"""The sync engine: bring the index in line with what a source holds now.
+
+List what exists → re-read only new or changed documents → chunk → embed in
+batches → replace their chunks → delete what vanished → record a report.
+Unchanged documents cost no parsing and no embedding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from langchain_core.embeddings import Embeddings
+
+from connectors.base import Batch, Connector, ListsRefs, LoadsAll
+from core.chunking import ChunkingOptions, chunk_document
+from core.documents import Chunk, Document, DocumentRef, LoadFailure
+from core.embeddings import embed_in_batches
+from core.errors import SourceError
+from core.store.base import IndexedDocument, VectorStore
+from core.sync_status import SyncReport, SyncStatusStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    source: str
+    done: int
+    total: int | None
+    stage: str  # "listing", "indexing", "pruning", "finished"
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embeddings,
+        chunking: ChunkingOptions,
+        status: SyncStatusStore | None,
+        embed_batch_size: int = 64,
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._chunking = chunking
+        self._status = status
+        self._embed_batch_size = embed_batch_size
+
+    def sync(self, connector: Connector, *, full: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
+        report = SyncReport(source=connector.name, started_at=time.time(), full=full)
+        notify = progress or (lambda _: None)
+        try:
+            indexed = self._store.indexed_documents(connector.name)
+            if isinstance(connector, ListsRefs):
+                self._sync_refs(connector, indexed, report, full, notify)
+            elif isinstance(connector, LoadsAll):
+                self._sync_all(connector, indexed, report, full, notify)
+            else:
+                msg = f"connector {connector.name!r} can neither list nor load its documents"
+                raise SourceError(msg)
+            if report.added or report.updated or report.deleted:
+                self._store.finish_sync()
+        except SourceError as exc:
+            report.error = str(exc)
+            raise
+        finally:
+            report.finished_at = time.time()
+            if self._status:
+                self._status.save(report)
+            notify(Progress(connector.name, report.added + report.updated + report.unchanged, None, "finished"))
+        return report
+
+    def _sync_refs(
+        self,
+        connector: ListsRefs,
+        indexed: dict[str, IndexedDocument],
+        report: SyncReport,
+        full: bool,
+        notify: ProgressCallback,
+    ) -> None:
+        notify(Progress(report.source, 0, None, "listing"))
+        refs = list(connector.list_refs())
+        current = {ref.id for ref in refs}
+        stale: list[DocumentRef] = []
+        for ref in refs:
+            known = indexed.get(ref.id)
+            if full or known is None or known.version != ref.version:
+                stale.append(ref)
+            else:
+                report.unchanged += 1
+        done = report.unchanged
+        notify(Progress(report.source, done, len(refs), "indexing"))
+        for batch in connector.load(stale):
+            self._index_batch(batch, indexed, report)
+            done += len(batch)
+            notify(Progress(report.source, done, len(refs), "indexing"))
+        self._prune(set(indexed) - current, report, notify)
+
+    def _sync_all(
+        self,
+        connector: LoadsAll,
+        indexed: dict[str, IndexedDocument],
+        report: SyncReport,
+        full: bool,
+        notify: ProgressCallback,
+    ) -> None:
+        seen: set[str] = set()
+        for batch in connector.load_all():
+            changed: Batch = []
+            for item in batch:
+                seen.add(item.id)
+                known = indexed.get(item.id)
+                if isinstance(item, Document) and not full and known and known.content_hash == item.content_hash:
+                    report.unchanged += 1
+                else:
+                    changed.append(item)
+            self._index_batch(changed, indexed, report)
+            notify(Progress(report.source, len(seen), None, "indexing"))
+        self._prune(set(indexed) - seen, report, notify)
+
+    def _index_batch(self, batch: Batch, indexed: dict[str, IndexedDocument], report: SyncReport) -> None:
+        chunks: list[Chunk] = []
+        documents: list[Document] = []
+        for item in batch:
+            if isinstance(item, LoadFailure):
+                # The old chunks of a document that is now unreadable stay searchable.
+                report.note_failure(item.id, item.reason)
+                continue
+            pieces = chunk_document(item, self._chunking)
+            if not pieces:
+                report.note_failure(item.id, "no text to index")
+                continue
+            documents.append(item)
+            chunks += pieces
+        if not chunks:
+            return
+        vectors = embed_in_batches(self._embedder, [c.search_text() for c in chunks], self._embed_batch_size)
+        self._store.upsert(chunks, vectors)
+        report.chunks_embedded += len(chunks)
+        for document in documents:
+            if document.id in indexed:
+                report.updated += 1
+            else:
+                report.added += 1
+
+    def _prune(self, vanished: set[str], report: SyncReport, notify: ProgressCallback) -> None:
+        if not vanished:
+            return
+        notify(Progress(report.source, 0, len(vanished), "pruning"))
+        self._store.delete_documents(report.source, sorted(vanished))
+        report.deleted += len(vanished)

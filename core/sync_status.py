@@ -1,0 +1,64 @@
+"""What each source's last sync did, kept in Redis for `archivist sources` and the bots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import redis
+
+log = logging.getLogger(__name__)
+_KEY = "archivist:sync:{source}:last"
+MAX_REPORTED_FAILURES = 20  # a summary, not a log: the first few say enough
+
+
+@dataclass
+class SyncReport:
+    source: str
+    started_at: float
+    finished_at: float = 0.0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    failures: list[str] = field(default_factory=list)
+    full: bool = False
+    error: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    def note_failure(self, document_id: str, reason: str) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_REPORTED_FAILURES:
+            self.failures.append(f"{document_id}: {reason}")
+
+    def summary(self) -> str:
+        text = (
+            f"{self.source}: {self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.deleted} deleted, {self.failed} failed in {self.duration_s:.1f}s"
+        )
+        return f"{text} (stopped: {self.error})" if self.error else text
+
+
+class SyncStatusStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def save(self, report: SyncReport) -> None:
+        try:
+            self._client.set(_KEY.format(source=report.source), json.dumps(asdict(report)))
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            log.warning("could not record the sync status of %s in Redis: %s", report.source, exc)
+
+    def last(self, source: str) -> SyncReport | None:
+        try:
+            raw = self._client.get(_KEY.format(source=source))
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            log.warning("could not read sync status from Redis: %s", exc)
+            return None
+        return SyncReport(**json.loads(raw)) if raw else None
