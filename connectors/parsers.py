@@ -101,7 +101,7 @@ def parse_docx(data: bytes) -> Parsed:
         if style == "Title":
             lines += ["", f"# {text}", ""]
         elif level.isdigit():
-            lines += ["", "#" * min(int(level) + 1, 6) + " " + text, ""]
+            lines += ["", "#" * min(int(level), 6) + " " + text, ""]
         elif "List" in style:
             lines.append(f"- {text}")
         else:

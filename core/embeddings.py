@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import cached_property
+from functools import lru_cache
 
 from langchain_core.embeddings import Embeddings
 
@@ -24,6 +24,19 @@ def bundled_minilm_path() -> str:
     return os.path.join(os.path.dirname(package.__file__), "model")
 
 
+@lru_cache(maxsize=2)
+def _load_sentence_transformer(path: str):  # noqa: ANN202
+    """Load once per process: every App, bot and test shares the weights."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a weights bar on every start is noise
+    transformers_logging.set_verbosity_error()
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
+
+
 class LocalEmbeddings(Embeddings):
     """sentence-transformers on the CPU, loading only from local files."""
 
@@ -32,17 +45,9 @@ class LocalEmbeddings(Embeddings):
         self.batch_size = batch_size
         self._dimensions = dimensions  # known up front for the bundled model: no load needed
 
-    @cached_property
+    @property
     def _model(self):  # noqa: ANN202 - SentenceTransformer is imported lazily
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # a weights bar on every start is noise
-        transformers_logging.set_verbosity_error()
-
-        return SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        return _load_sentence_transformer(self.model_path)
 
     @property
     def dimensions(self) -> int:

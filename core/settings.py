@@ -87,6 +87,25 @@ class CliSettings(_Strict):
     principals: list[str] = []  # what `archivist ask/chat` may read besides public documents
 
 
+class ChatPlatformSettings(_Strict):
+    """Shared by the Slack and Discord adapters (credentials come from the environment)."""
+
+    admins: list[str] = []  # user ids allowed to run syncs from chat
+    default_sources: list[str] | None = None  # what a channel may read when not listed below; None = all
+    channel_sources: dict[str, list[str]] = {}  # channel id -> sources readable there
+    ignore_bots: bool = True
+
+
+class SlackSettings(ChatPlatformSettings):
+    trigger_emoji: str = "question"
+    follow_threads: bool = True  # answer replies in threads it answered without a new mention
+
+
+class DiscordSettings(ChatPlatformSettings):
+    admin_roles: list[str] = []
+    reply_in_thread: bool = False
+
+
 class ConnectorSettings(BaseModel):
     """A named source. ``type`` picks the connector; other keys are its options."""
 
@@ -122,6 +141,8 @@ class Settings(_Strict):
     chunking: ChunkingSettings = ChunkingSettings()
     assistant: AssistantSettings = AssistantSettings()
     cli: CliSettings = CliSettings()
+    slack: SlackSettings = SlackSettings()
+    discord: DiscordSettings = DiscordSettings()
     connectors: dict[str, ConnectorSettings] = {}
 
     @field_validator("models")

@@ -8,6 +8,7 @@ fusion Weaviate uses.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.documents import Acl, Chunk
+from core.errors import ConfigError
 from core.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
 from core.store.fusion import relative_score_fusion
 
@@ -130,20 +132,19 @@ class LanceDBStore:
         self._fts_ready = False
 
     def _open(self):  # noqa: ANN202 - lancedb's table type is private
-        if self._table_name in self._db.table_names():
+        try:
             table = self._db.open_table(self._table_name)
-            stored = table.schema.field("vector").type.list_size
-            if stored != self._dimensions:
-                from core.errors import ConfigError
-
-                msg = (
-                    f"the index under {self._db.uri} holds {stored}-dimensional vectors but the "
-                    f"embedder makes {self._dimensions}; run `archivist sync --full` after "
-                    "removing the index, or restore the previous embeddings setting"
-                )
-                raise ConfigError(msg)
-            return table
-        return self._db.create_table(self._table_name, schema=_schema(self._dimensions))
+        except ValueError:  # lancedb's "table not found"
+            return self._db.create_table(self._table_name, schema=_schema(self._dimensions))
+        stored = table.schema.field("vector").type.list_size
+        if stored != self._dimensions:
+            msg = (
+                f"the index under {self._db.uri} holds {stored}-dimensional vectors but the embedder "
+                f"makes {self._dimensions}: restore the previous [embeddings] setting, or delete that "
+                "directory and run `archivist sync` to rebuild the index"
+            )
+            raise ConfigError(msg)
+        return table
 
     # -- writing -----------------------------------------------------------
 
@@ -166,7 +167,10 @@ class LanceDBStore:
             self._table.delete(f"source = {sql_string(source)} AND document_id IN ({part})")
 
     def finish_sync(self) -> None:
-        self._table.create_fts_index("search_text", replace=True, with_position=False)
+        with warnings.catch_warnings():
+            # The replacement API (create_index(config=FTS())) is not on the sync table in 0.40.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._table.create_fts_index("search_text", replace=True, with_position=False)
         self._fts_ready = True
         self._table.optimize()
 

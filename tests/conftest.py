@@ -1,0 +1,100 @@
+"""Shared fixtures: a copy of the sample handbook, isolated settings, a real App.
+
+Every test gets its own data dir (LanceDB, embedded Redis) under tmp_path; the
+embedding and chat models load once per process and are shared.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from core.app import App
+from core.settings import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = PROJECT_ROOT / "samples" / "handbook"
+
+BASE_CONFIG = """
+data_dir = "data"
+
+[models.base]
+provider = "llamacpp"
+max_tokens = 120
+temperature = 0.0
+
+[retrieval]
+top_k = 3
+
+[connectors.handbook]
+type = "filesystem"
+path = "kb"
+public = true
+"""
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> Path:
+    """A private, editable copy of the sample handbook."""
+    target = tmp_path / "kb"
+    shutil.copytree(SAMPLES, target)
+    return target
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str = BASE_CONFIG) -> Path:
+        path = tmp_path / "archivist.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def settings(kb: Path, write_config: Callable[[str], Path]) -> Settings:
+    return load_settings(write_config(BASE_CONFIG), environ={})
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    application = App(settings)
+    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+    yield application
+    if "redis" in application.__dict__:
+        application.redis.close()
+
+
+@pytest.fixture
+def synced_app(app: App) -> App:
+    report = app.sync_engine.sync(app.connector("handbook"))
+    assert report.failed == 0, report.failures
+    return app
+
+
+class _CachedEmbeddings(Embeddings):
+    """The real embedder, with identical texts embedded once per test session.
+
+    Many tests sync the same handbook; recomputing identical vectors would only
+    make the suite slower, not more real.
+    """
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.dimensions = inner.dimensions
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+        if missing:
+            _VECTORS.update(zip(missing, self._inner.embed_documents(missing), strict=True))
+        return [_VECTORS[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+_VECTORS: dict[str, list[float]] = {}
