@@ -28,9 +28,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCIFACT_DOCS = 5183  # abstracts in corpus.jsonl
 SOURCE = "scifact"
 
-from core.app import App  # noqa: E402 - after the sys.path fix above
-from core.settings import Settings, load_settings  # noqa: E402
-
+from core.app import App
+from core.settings import Settings, load_settings
 
 # -- data ---------------------------------------------------------------------
 
@@ -126,7 +125,7 @@ def close_app(app: App) -> None:
         cleanup()
 
 
-def add_threads_option(parser) -> None:  # noqa: ANN001 - an argparse.ArgumentParser
+def add_threads_option(parser) -> None:
     parser.add_argument(
         "--threads",
         type=int,
@@ -189,7 +188,12 @@ def machine() -> dict[str, object]:
 def write_result(name: str, result: dict[str, object]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    payload = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), **result}
+    payload = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        **result,
+    }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
 

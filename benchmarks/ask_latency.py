@@ -29,7 +29,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import SCIFACT_DOCS, add_threads_option, set_threads, SOURCE, percentile, scifact_app, scifact_queries, verdict, warm_up, write_result
+from _common import (
+    SCIFACT_DOCS,
+    SOURCE,
+    add_threads_option,
+    percentile,
+    scifact_app,
+    scifact_queries,
+    set_threads,
+    verdict,
+    warm_up,
+    write_result,
+)
 
 from core.history import ConversationKey, Turn
 from core.store.base import AccessFilter, SearchQuery
@@ -47,7 +58,9 @@ STEPS = ("history", "retrieve", "prompt", "save", "total", "embed_query", "searc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=SCIFACT_DOCS, help="SciFact abstracts to index (default: all)")
+    parser.add_argument(
+        "--limit", type=int, default=SCIFACT_DOCS, help="SciFact abstracts to index (default: all)"
+    )
     parser.add_argument("--queries", type=int, default=200, help="SciFact queries to time")
     add_threads_option(parser)
     args = parser.parse_args()
@@ -56,7 +69,10 @@ def main() -> None:
     queries = scifact_queries(args.queries + WARMUP_QUERIES)
     measured, warmup = queries[: args.queries], queries[args.queries :]
 
-    with tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp, scifact_app(Path(tmp), args.limit) as bench:
+    with (
+        tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp,
+        scifact_app(Path(tmp), args.limit) as bench,
+    ):
         app = bench.app
         warm_up(app)
         start = time.perf_counter()
@@ -78,7 +94,13 @@ def main() -> None:
             vector = app.embedder.embed_query(query)
             t1 = time.perf_counter()
             store.search(
-                SearchQuery(query, vector, limit=retrieval.top_k, candidates=retrieval.candidates, alpha=retrieval.alpha),
+                SearchQuery(
+                    query,
+                    vector,
+                    limit=retrieval.top_k,
+                    candidates=retrieval.candidates,
+                    alpha=retrieval.alpha,
+                ),
                 access,
             )
             t2 = time.perf_counter()
@@ -91,7 +113,7 @@ def main() -> None:
             hits = assistant.retrieve(query, access)
             t2 = time.perf_counter()
             if hits:
-                assistant._prompt("rag", model, query, turns, hits)  # noqa: SLF001 - the step itself
+                assistant._prompt("rag", model, query, turns, hits)
             t3 = time.perf_counter()
             history.append(key, Turn(query, ANSWER))
             t4 = time.perf_counter()
@@ -117,7 +139,9 @@ def main() -> None:
         abstained = sum(1 for s in samples if not s["hits"])
         ratio = stats["total"]["p50_ms"] / stats["embed_query"]["p50_ms"]
 
-        print(f"{len(samples)} queries over {report.added} documents ({abstained} below the relevance floor: no prompt)")
+        print(
+            f"{len(samples)} queries over {report.added} documents ({abstained} below the relevance floor: no prompt)"
+        )
         print(f"{'step':<12}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
         for step in STEPS:
             if step == "embed_query":
@@ -125,8 +149,10 @@ def main() -> None:
             row = stats[step]
             print(f"{step:<12}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['mean_ms']:>10.2f}")
         print(f"total/embed_query p50 = {ratio:.2f}x")
-        print(f"total p50 {stats['total']['p50_ms']:.1f} ms (target ≤ {TARGET_P50_MS:.0f} ms: "
-              f"{verdict(stats['total']['p50_ms'] <= TARGET_P50_MS)})")
+        print(
+            f"total p50 {stats['total']['p50_ms']:.1f} ms (target ≤ {TARGET_P50_MS:.0f} ms: "
+            f"{verdict(stats['total']['p50_ms'] <= TARGET_P50_MS)})"
+        )
 
         path = write_result(
             "ask_latency",

@@ -86,12 +86,16 @@ def main() -> None:
     mib = {role: int(run["maxrss_kib"]) / 1024 for role, run in runs.items()}
     print("peak RSS, MiB (ru_maxrss of a fresh process)")
     print(f"  bare python         {mib['bare']:8.1f}   baseline")
-    print(f"  embedder loaded     {mib['embedder']:8.1f}   baseline; +{mib['embedder'] - mib['bare']:.1f} over bare")
+    print(
+        f"  embedder loaded     {mib['embedder']:8.1f}   baseline; +{mib['embedder'] - mib['bare']:.1f} over bare"
+    )
     print(
         f"  chat, one answer    {mib['chat']:8.1f}   {mib['chat'] / mib['bare']:.1f}x bare, "
         f"{mib['chat'] / mib['embedder']:.2f}x embedder; +{mib['chat'] - mib['embedder']:.1f} over embedder"
     )
-    print(f"  (index the handbook {mib['index']:8.1f}   {runs['index']['documents']} documents, not compared)")
+    print(
+        f"  (index the handbook {mib['index']:8.1f}   {runs['index']['documents']} documents, not compared)"
+    )
     print(f"  answer: {str(runs['chat']['answer'])[:100]!r} with {runs['chat']['sources']} source(s)")
 
     from _common import write_result

@@ -26,7 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import SCIFACT_DOCS, add_threads_option, set_threads, SOURCE, median, scifact_app, verdict, warm_up, write_result
+from _common import (
+    SCIFACT_DOCS,
+    SOURCE,
+    Bench,
+    add_threads_option,
+    median,
+    scifact_app,
+    set_threads,
+    verdict,
+    warm_up,
+    write_result,
+)
 
 from core.chunking import ChunkingOptions, chunk_document
 from core.documents import Document
@@ -36,26 +47,36 @@ PIPELINE_TARGET = 0.9
 RESYNC_TARGET = 0.05
 
 
-def chunk_texts(bench) -> tuple[int, list[str]]:  # noqa: ANN001 - a _common.Bench
+def chunk_texts(bench: Bench) -> tuple[int, list[str]]:
     """The texts a sync would embed: the connector's documents, chunked as the app chunks."""
     settings = bench.app.settings.chunking
     options = ChunkingOptions(max_chars=settings.max_chars, overlap_chars=settings.overlap_chars)
     connector = bench.app.connector(SOURCE)
     documents = [
-        item for batch in connector.load(list(connector.list_refs())) for item in batch if isinstance(item, Document)
+        item
+        for batch in connector.load(list(connector.list_refs()))
+        for item in batch
+        if isinstance(item, Document)
     ]
-    return len(documents), [chunk.search_text() for doc in documents for chunk in chunk_document(doc, options)]
+    return len(documents), [
+        chunk.search_text() for doc in documents for chunk in chunk_document(doc, options)
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=SCIFACT_DOCS, help="SciFact abstracts to index (default: all)")
+    parser.add_argument(
+        "--limit", type=int, default=SCIFACT_DOCS, help="SciFact abstracts to index (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="re-sync runs; the median is reported")
     add_threads_option(parser)
     args = parser.parse_args()
     set_threads(args.threads)
 
-    with tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp, scifact_app(Path(tmp), args.limit) as bench:
+    with (
+        tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp,
+        scifact_app(Path(tmp), args.limit) as bench,
+    ):
         app = bench.app
         batch_size = app.settings.embeddings.batch_size
         load_s = warm_up(app)
@@ -71,7 +92,9 @@ def main() -> None:
         embed_s = time.perf_counter() - start
         assert len(vectors) == len(texts)
         embed_rate = docs / embed_s
-        print(f"(a) embedder alone   {embed_s:8.2f} s  {embed_rate:7.1f} docs/s  {len(texts) / embed_s:7.1f} chunks/s")
+        print(
+            f"(a) embedder alone   {embed_s:8.2f} s  {embed_rate:7.1f} docs/s  {len(texts) / embed_s:7.1f} chunks/s"
+        )
 
         # (b) the full pipeline: a first sync into the empty index.
         start = time.perf_counter()
@@ -113,7 +136,11 @@ def main() -> None:
                 "chunks": len(texts),
                 "batch_size": batch_size,
                 "model_load_s": load_s,
-                "embedder_alone": {"seconds": embed_s, "docs_per_s": embed_rate, "chunks_per_s": len(texts) / embed_s},
+                "embedder_alone": {
+                    "seconds": embed_s,
+                    "docs_per_s": embed_rate,
+                    "chunks_per_s": len(texts) / embed_s,
+                },
                 "first_sync": {"seconds": sync_s, "docs_per_s": sync_rate, "runs": 1},
                 "pipeline_over_embedder": pipeline_ratio,
                 "pipeline_target": PIPELINE_TARGET,

@@ -21,20 +21,22 @@ _INJECTION_PATTERNS = [
     r"\bnew instructions?\s*:",
     r"\b(respond|reply|answer|say|output|print)\b[^.!?\n]{0,25}\b(only|exactly|verbatim)\b",
     r"\b(as an? (ai|assistant|language model))\b",
-    r"<\s*/?\s*(system|assistant|user|document|documents|im_start|im_end)\b[^>]*>",
 ]
+# Chat-format and fence look-alikes: removed as tags, keeping the sentence around them.
+_ROLE_TAG = re.compile(r"<\s*/?\s*(system|assistant|user|data-[0-9a-f]*|documents?|\|?im_start\|?|\|?im_end\|?)\b[^>]*>", re.IGNORECASE)
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 
 
 def neutralize_instructions(text: str) -> tuple[str, int]:
     """Replace sentences that try to instruct the assistant; return (text, how many)."""
-    removed = 0
+    text, removed = _ROLE_TAG.subn("", text)
     pieces: list[str] = []
     for sentence in _SENTENCE.findall(text):
         if sentence and _INJECTION.search(sentence):
             removed += 1
-            pieces.append(INJECTION_NOTE + ("\n" if sentence.endswith("\n") else " "))
+            lead = sentence[: len(sentence) - len(sentence.lstrip())]
+            pieces.append(lead + INJECTION_NOTE + ("\n" if sentence.endswith("\n") else ""))
         else:
             pieces.append(sentence)
     return "".join(pieces), removed
