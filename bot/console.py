@@ -18,7 +18,7 @@ from core.sync_status import SyncReport
 
 log = logging.getLogger("archivist")
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Without a terminal, one progress line per this many seconds keeps logs readable.
 PLAIN_PROGRESS_EVERY_S = 5.0

@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Everything installs into .venv from the project's own files; nothing is downloaded at run time.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench lint clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# Pinned first: the CPU build on this machine; an unpinned torch would pull CUDA packages.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/archivist demo
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) benchmarks/sync_throughput.py
+	$(PY) benchmarks/ask_latency.py
+	$(PY) benchmarks/chat_memory.py
+
+lint: install
+	$(VENV)/bin/ruff check core connectors bot tests benchmarks
+
+clean:
+	rm -rf .archivist
