@@ -27,13 +27,19 @@ PLAIN_PROGRESS_EVERY_S = 5.0
 def render_stream(events: Iterator[AnswerEvent]) -> Answer:
     """Print tokens as they arrive, then the numbered sources."""
     answer: Answer | None = None
+    streamed: list[str] = []
     for event in events:
         if isinstance(event, Token):
+            streamed.append(event.text)
             out.print(event.text, end="", markup=False)
         elif isinstance(event, Done):
             answer = event.answer
     out.print()
     assert answer is not None  # the assistant always ends with Done
+    if answer.text != "".join(streamed).strip():
+        # The final answer differs from the draft (repeats cut, or figures not in the sources).
+        out.print("\n[bold]Checked against the sources:[/bold]")
+        out.print(answer.text, markup=False)
     render_sources(answer)
     return answer
 

@@ -21,7 +21,7 @@ from langchain_core.output_parsers import StrOutputParser
 from core.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
 from core.chat_models import ChatModel, model_errors
 from core.errors import ConfigError, InputError
-from core.grounding import quoted_answer, ungrounded_numbers
+from core.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
 from core.history import ConversationHistory, Turn
 from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
 from core.retriever import StoreRetriever
@@ -32,6 +32,7 @@ from core.store.base import AccessFilter, SearchHit, VectorStore
 log = logging.getLogger(__name__)
 
 _CITATION = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
+_FENCE_ECHO = re.compile(r"</?data-[0-9a-f]*>")  # small models sometimes echo the context markers
 _ABSTAIN_HINTS = ("don't cover", "do not cover", "doesn't cover", "does not cover", "not covered")
 # Reserve for the template's own words and the chat format's special tokens.
 _PROMPT_OVERHEAD_TOKENS = 64
@@ -153,8 +154,11 @@ class Assistant:
                         clock.lap("first_token")
                     pieces.append(piece)
                     yield Token(piece)
+                    if piece.endswith((".", "\n")) and is_looping("".join(pieces)):
+                        log.info("model %s repeats itself; stopping generation", model.name)
+                        break
         clock.lap("generate")
-        answer = self._finish("".join(pieces).strip(), used, mode, model, standalone, clock)
+        answer = self._finish(without_repeats("".join(pieces)), used, mode, model, standalone, clock)
         self._remember(question, text, answer)
         yield Done(answer)
 
@@ -272,6 +276,7 @@ class Assistant:
     def _finish(
         self, text: str, used: list[SearchHit], mode: Mode, model: ChatModel, standalone: str, clock: _Clock
     ) -> Answer:
+        text = _FENCE_ECHO.sub("", text).strip()
         text = _drop_invalid_citations(text, len(used)) if used else text
         passages = [hit.chunk.text for hit in used]
         if used and ungrounded_numbers(text, passages):

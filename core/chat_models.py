@@ -76,6 +76,7 @@ class LlamaCppChatModel(BaseChatModel):
             "temperature": self.temperature,
             "stop": stop or [],
             "seed": 7,  # same question, same context: same answer
+            "repeat_penalty": 1.2,  # small models otherwise loop on one phrase
         }
 
     def _generate(

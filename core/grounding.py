@@ -17,6 +17,8 @@ from langchain_core.embeddings import Embeddings
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _MARKUP = re.compile(r"[*_`#>|]+")
+# Words too common to show two sentences are about the same thing.
+_COMMON = frozenset("that this with have from your they will each were what when which their there about".split())
 MIN_SENTENCE_WORDS = 4
 
 
@@ -24,11 +26,24 @@ def _numbers(text: str) -> set[str]:
     return {number.replace(",", "") for number in _NUMBER.findall(text)}
 
 
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]{4,}", text.lower()) if w not in _COMMON}
+
+
 def ungrounded_numbers(answer: str, context: Sequence[str]) -> set[str]:
-    """Numbers in the answer (citation markers aside) that no passage contains."""
-    without_citations = re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", answer)
-    known = set().union(*(_numbers(text) for text in context)) if context else set()
-    return _numbers(without_citations) - known
+    """Numbers in the answer that no passage sentence on the same subject contains.
+
+    "24 vacation days" is grounded only by a passage sentence holding 24 that also
+    shares a word with the answer's sentence, not by a "24/7" elsewhere.
+    """
+    supports = [(_numbers(unit), _words(unit)) for text in context for unit in _units(text)]
+    missing: set[str] = set()
+    for unit in _units(re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", answer)):
+        words = _words(unit)
+        for number in _numbers(unit):
+            if not any(number in numbers and words & shared for numbers, shared in supports):
+                missing.add(number)
+    return missing
 
 
 def _sentences(text: str) -> list[str]:
@@ -49,3 +64,25 @@ def quoted_answer(question: str, passages: Sequence[str], embedder: Embeddings, 
     scores = vectors[1:] @ vectors[0]
     best = sorted(np.argsort(-scores)[:limit])  # keep the documents' own order
     return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)
+
+
+def _units(text: str) -> list[str]:
+    return [u.strip() for u in _SENTENCE_SPLIT.split(text) if u.strip()]
+
+
+def is_looping(text: str, times: int = 3) -> bool:
+    """True once any sentence of some length has been said ``times`` times: the model is stuck."""
+    units = [u for u in _units(text) if len(u) >= 12]
+    return any(units.count(u) >= times for u in set(units))
+
+
+def without_repeats(text: str) -> str:
+    """Each sentence once, in first-said order (small models loop on a phrase)."""
+    seen: set[str] = set()
+    kept = []
+    for unit in _units(text):
+        key = re.sub(r"^\d+\.\s*", "", unit).lower()
+        if key not in seen:
+            seen.add(key)
+            kept.append(unit)
+    return " ".join(kept)
