@@ -140,7 +140,8 @@ class SyncEngine:
         if not chunks:
             return
         vectors = embed_in_batches(self._embedder, [c.search_text() for c in chunks], self._embed_batch_size)
-        self._store.upsert(chunks, vectors)
+        all_new = not any(document.id in indexed for document in documents)
+        self._store.upsert(chunks, vectors, new_documents=all_new)
         report.chunks_embedded += len(chunks)
         for document in documents:
             if document.id in indexed:

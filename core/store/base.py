@@ -56,8 +56,14 @@ class VectorStore(Protocol):
 
     name: str
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
-        """Replace every stored chunk of the documents these chunks belong to."""
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *, new_documents: bool = False
+    ) -> None:
+        """Replace every stored chunk of the documents these chunks belong to.
+
+        ``new_documents=True`` promises none of them is indexed yet, sparing the
+        delete (the first sync of a large source is all new documents).
+        """
         ...
 
     def delete_documents(self, source: str, document_ids: Iterable[str]) -> None: ...

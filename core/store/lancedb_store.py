@@ -148,14 +148,17 @@ class LanceDBStore:
 
     # -- writing -----------------------------------------------------------
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], *, new_documents: bool = False
+    ) -> None:
         if not chunks:
             return
-        by_source: dict[str, set[str]] = {}
-        for chunk in chunks:
-            by_source.setdefault(chunk.source, set()).add(chunk.document_id)
-        for source, document_ids in by_source.items():
-            self.delete_documents(source, document_ids)
+        if not new_documents:
+            by_source: dict[str, set[str]] = {}
+            for chunk in chunks:
+                by_source.setdefault(chunk.source, set()).add(chunk.document_id)
+            for source, document_ids in by_source.items():
+                self.delete_documents(source, document_ids)
         rows = [_row(chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
         self._table.add(pa.Table.from_pylist(rows, schema=_schema(self._dimensions)))
 
