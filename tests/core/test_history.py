@@ -14,7 +14,7 @@ from core.redis_conn import connect
 def client(tmp_path: Path):
     server = connect("", tmp_path)
     yield server
-    server.close()
+    server.shutdown(nosave=True)
 
 
 def test_turns_are_capped_and_kept_per_thread(client) -> None:
@@ -71,4 +71,4 @@ def test_history_survives_a_restart_of_the_embedded_server(tmp_path: Path) -> No
     first.shutdown(save=True)
     second = connect("", tmp_path)
     assert [t.question for t in ConversationHistory(second, 5, 1000, 600).load(key)] == ["remember me"]
-    second.close()
+    second.shutdown(nosave=True)
