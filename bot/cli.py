@@ -30,6 +30,7 @@ from bot.console import (
 from core.answers import MODES, Question
 from core.errors import ArchivistError, InputError, SourceError
 from core.history import ConversationKey
+from core.sync_service import SyncBusy
 from core.settings import load_settings
 
 EXIT_ERROR = 1
@@ -141,18 +142,13 @@ def sync(
 
 
 def _sync(names: list[str], full: bool) -> None:
-    application = _app()
-    names = names or sorted(application.settings.connectors)
-    if not names:
-        msg = "no sources are configured: add a [connectors.NAME] table to the config"
-        raise InputError(msg)
-    connectors = [application.connector(name) for name in names]  # fail on a bad name before any work
+    service = _app().sync_service
     partial = broken = False
-    for connector in connectors:
+    for name in service.resolve(names):  # a bad name fails before any work
         try:
             with SyncProgressView() as view:
-                report = application.sync_engine.sync(connector, full=full, progress=view)
-        except SourceError as exc:
+                report = service.sync(name, full=full, progress=view)
+        except (SourceError, SyncBusy) as exc:
             err.print(f"error: {exc}", markup=False)
             broken = True
             continue
@@ -168,11 +164,11 @@ def _sync(names: list[str], full: bool) -> None:
 def sources() -> None:
     """List the configured sources and what their last sync did."""
     application = _app()
+    service = application.sync_service
     rows = []
-    for name in sorted(application.settings.connectors):
+    for name in service.names:
         connector = application.connector(name)
-        status = application.sync_status.last(name)
-        rows.append((name, connector.kind, connector.describe(), application.store.count(name), status))
+        rows.append((name, connector.kind, connector.describe(), application.store.count(name), service.last_report(name)))
     if not rows:
         out.print("No sources configured. Add a [connectors.NAME] table to the config.")
         return

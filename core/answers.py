@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,9 +60,11 @@ class Answer:
     abstained: bool
     standalone_query: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # what feedback buttons refer to
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "id": self.id,
             "answer": self.text,
             "sources": [source.as_dict() for source in self.sources],
             "mode": self.mode,

@@ -22,7 +22,9 @@ from core.history import ConversationHistory
 from core.redis_conn import connect
 from core.settings import Settings
 from core.store.base import VectorStore
+from core.feedback import FeedbackStore
 from core.sync import SyncEngine
+from core.sync_service import SyncService
 from core.sync_status import SyncStatusStore
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,20 @@ class App:
             self._optional(lambda: self.sync_status),
             self.settings.embeddings.batch_size,
         )
+
+    @cached_property
+    def sync_service(self) -> SyncService:
+        return SyncService(
+            list(self.settings.connectors),
+            self.connector,
+            self.sync_engine,
+            self._optional(lambda: self.redis),
+            self._optional(lambda: self.sync_status),
+        )
+
+    @cached_property
+    def feedback(self) -> FeedbackStore:
+        return FeedbackStore(self.redis)
 
     def connector(self, name: str) -> Connector:
         if name not in self.settings.connectors:

@@ -8,10 +8,11 @@ stream the answer → map ``[n]`` citations to sources → save the turn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 from langchain_core.embeddings import Embeddings
@@ -161,6 +162,37 @@ class Assistant:
         answer = self._finish(without_repeats("".join(pieces)), used, mode, model, standalone, clock)
         self._remember(question, text, answer)
         yield Done(answer)
+
+    async def astream(self, question: Question) -> AsyncIterator[AnswerEvent]:
+        """``stream`` for async frontends: the work runs in a thread, events arrive in order.
+
+        Errors raised by the chain are re-raised here, in the caller's task.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[AnswerEvent | BaseException | None] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for event in self.stream(question):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, not swallowed
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, produce)
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        await worker
+
+    async def aask(self, question: Question) -> Answer:
+        async for event in self.astream(question):
+            if isinstance(event, Done):
+                return event.answer
+        msg = "the answer stream ended without an answer"
+        raise RuntimeError(msg)
 
     def forget(self, question: Question) -> None:
         if self._history and question.conversation:
