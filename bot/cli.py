@@ -175,6 +175,33 @@ def sources() -> None:
     render_sources_table(rows)
 
 
+serve = typer.Typer(help="Run a chat frontend.", no_args_is_help=True)
+app.add_typer(serve, name="serve")
+
+
+@serve.command("slack")
+def serve_slack(
+    http: Annotated[bool, typer.Option("--http", help="Serve the Events API over HTTP at /slack/events.")] = False,
+    socket: Annotated[bool, typer.Option("--socket", help="Connect in Socket Mode (SLACK_APP_TOKEN); the default.")] = False,
+    port: Annotated[int, typer.Option(help="HTTP port, with --http.")] = 3000,
+) -> None:
+    """Answer in Slack channels, threads and DMs."""
+    if http and socket:
+        msg = "choose one of --http and --socket"
+        raise InputError(msg)
+    from bot.slack.app import serve_slack as run
+
+    run(_app(), http=http, port=port)
+
+
+@serve.command("discord")
+def serve_discord() -> None:
+    """Answer in Discord channels, threads and DMs (DISCORD_TOKEN)."""
+    from bot.discord.client import serve_discord as run
+
+    run(_app())
+
+
 @app.command()
 def demo() -> None:
     """Sync the bundled handbook, answer a sample question, then open a chat (in a terminal)."""

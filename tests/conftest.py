@@ -104,3 +104,26 @@ class _CachedEmbeddings(Embeddings):
 
 
 _VECTORS: dict[str, list[float]] = {}
+
+
+@pytest.fixture
+def openai_server():
+    """A local OpenAI-compatible endpoint; see tests/fakes/openai_server.py."""
+    from tests.fakes.openai_server import fake_openai
+
+    with fake_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def remote_model_app(kb: Path, write_config, openai_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    """A synced App whose chat model is the local OpenAI stand-in: fast, scripted answers."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    config = BASE_CONFIG.replace(
+        'provider = "llamacpp"', f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"'
+    )
+    application = App(load_settings(write_config(config), environ={}))
+    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+    application.sync_engine.sync(application.connector("handbook"))
+    yield application
+    stop_embedded_redis(application)
