@@ -113,6 +113,10 @@ class RemoteEmbeddings(Embeddings):
 def build_embeddings(settings: EmbeddingSettings) -> LocalEmbeddings | RemoteEmbeddings:
     if settings.provider == "openai":
         return RemoteEmbeddings(settings)
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)  # process-wide: torch has no per-model setting
     if settings.model in LOCAL_MODELS:
         return LocalEmbeddings(bundled_minilm_path(), settings.batch_size, LOCAL_MODELS[settings.model])
     if os.path.isdir(settings.model):

@@ -49,6 +49,9 @@ class EmbeddingSettings(_Strict):
     api_key_env: str = "OPENAI_API_KEY"
     batch_size: Annotated[int, Field(ge=1, le=2048)] = 64
     dimensions: int | None = None
+    # CPU threads for the local embedder; None lets torch use every core. On a busy small
+    # machine (a bot beside a sync) 1 keeps query embedding fast and steady.
+    threads: Annotated[int, Field(ge=1)] | None = None
 
 
 class ModelSettings(_Strict):

@@ -170,12 +170,15 @@ class LanceDBStore:
             self._table.delete(f"source = {sql_string(source)} AND document_id IN ({part})")
 
     def finish_sync(self) -> None:
+        """Build the full-text index once; later syncs fold new rows into it incrementally."""
+        if self._has_fts_index():
+            self._table.optimize()  # merges new fragments into the existing indices
+            return
         with warnings.catch_warnings():
             # The replacement API (create_index(config=FTS())) is not on the sync table in 0.40.
             warnings.simplefilter("ignore", DeprecationWarning)
             self._table.create_fts_index("search_text", replace=True, with_position=False)
         self._fts_ready = True
-        self._table.optimize()
 
     # -- reading -----------------------------------------------------------
 

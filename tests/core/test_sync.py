@@ -93,3 +93,15 @@ def test_missing_directory_fails_the_source_and_deletes_nothing(synced_app: App,
 def test_full_sync_reindexes_every_document(synced_app: App) -> None:
     report = synced_app.sync_engine.sync(synced_app.connector("handbook"), full=True)
     assert report.updated >= 25 and report.unchanged == 0
+
+
+def test_keyword_search_sees_documents_added_by_a_later_sync(synced_app: App, kb: Path) -> None:
+    (kb / "it" / "printers.md").write_text("# Printers\n\nThe third-floor printer is called Zorblatt-7.\n")
+    synced_app.sync_engine.sync(synced_app.connector("handbook"))
+    vector = synced_app.embedder.embed_query("Zorblatt")
+    keyword_only = synced_app.store.search(SearchQuery("Zorblatt", vector, limit=3, alpha=0.0), AccessFilter())
+    assert keyword_only and keyword_only[0].chunk.document_id == "it/printers.md"
+    (kb / "it" / "printers.md").unlink()
+    synced_app.sync_engine.sync(synced_app.connector("handbook"))
+    after = synced_app.store.search(SearchQuery("Zorblatt", vector, limit=3, alpha=0.0), AccessFilter())
+    assert all(hit.chunk.document_id != "it/printers.md" for hit in after)
