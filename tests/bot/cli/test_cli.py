@@ -77,3 +77,40 @@ def test_help_lists_the_commands() -> None:
     result = subprocess.run([*ARCHIVIST, "--help"], capture_output=True, text=True, check=True)
     for command in ("demo", "chat", "ask", "sync", "sources"):
         assert command in result.stdout
+
+
+def _run_with_input(args: list[str], config: Path, stdin: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ARCHIVIST_CONFIG": str(config)}
+    env.pop("REDIS_URL", None)
+    return subprocess.run([*ARCHIVIST, *args], input=stdin, capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+@pytest.mark.slow
+def test_demo_syncs_answers_and_points_to_chat(config: Path) -> None:
+    result = _run_with_input(["demo"], config, "")
+    assert result.returncode == 0, result.stderr
+    assert "handbook:" in result.stdout and "added" in result.stdout
+    assert "Sources" in result.stdout and "pto-policy.md" in result.stdout
+    assert "archivist chat" in result.stdout  # no terminal: it says how to go on instead of prompting
+
+
+@pytest.mark.slow
+def test_chat_remembers_and_forgets(config: Path) -> None:
+    assert _run(["sync"], config).returncode == 0
+    session = "What is the yearly learning budget?\nAnd who approves it?\n/forget\n/exit\n"
+    result = _run_with_input(["chat"], config, session)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Sources") >= 2
+    assert "learning-budget.md" in result.stdout
+    assert "Memory of this conversation cleared." in result.stdout
+
+
+@pytest.mark.slow
+def test_named_conversation_carries_across_invocations(config: Path) -> None:
+    assert _run(["sync"], config).returncode == 0
+    first = _run(["ask", "--json", "--conversation", "c1", "How many vacation days do we get in the Netherlands?"], config)
+    follow = json.loads(_run(["ask", "--json", "--conversation", "c1", "Can unused ones roll over?"], config).stdout)
+    assert first.returncode == 0
+    assert "vacation days" in follow["standalone_query"]  # memory persisted in the embedded Redis
+    fresh = json.loads(_run(["ask", "--json", "--conversation", "c2", "Can unused ones roll over?"], config).stdout)
+    assert fresh["standalone_query"] == "Can unused ones roll over?"
