@@ -202,6 +202,29 @@ def serve_discord() -> None:
     run(_app())
 
 
+evaluate = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
+app.add_typer(evaluate, name="eval")
+
+
+@evaluate.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[Path, typer.Option(help="A BEIR-format directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")],
+    split: Annotated[str, typer.Option(help="Which qrels file to judge with.")] = "test",
+    variants: Annotated[str, typer.Option(help="Comma-separated: dense, bm25, hybrid, hybrid@ALPHA.")] = "hybrid",
+    max_queries: Annotated[int, typer.Option(help="Evaluate only the first N judged queries (0: all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """nDCG@10, Recall@10/100, MRR@10 and query latency of the configured pipeline on a BEIR dataset."""
+    from bot.console import render_retrieval_table
+    from core.evaluation.retrieval import evaluate_pipeline
+
+    scores = evaluate_pipeline(_app(), dataset, split, variants, max_queries, SyncProgressView)
+    if as_json:
+        out.print_json(json.dumps({**scores[0].as_dict(), "variants": [s.as_dict() for s in scores]}))
+    else:
+        render_retrieval_table(scores)
+
+
 @app.command()
 def demo() -> None:
     """Sync the bundled handbook, answer a sample question, then open a chat (in a terminal)."""

@@ -108,3 +108,14 @@ def render_sources_table(rows: list[tuple[str, str, str, int, SyncReport | None]
         took = f"{report.duration_s:.1f}s" if report else "-"
         table.add_row(name, kind, where, str(chunks), _when(report.finished_at if report else None), took, result)
     out.print(table)
+
+
+def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
+    table = Table("variant", "nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p99 ms", "queries")
+    for score in scores:
+        row = score.as_dict()
+        table.add_row(
+            str(row["variant"]), f"{row['ndcg@10']:.4f}", f"{row['recall@10']:.4f}", f"{row['recall@100']:.4f}",
+            f"{row['mrr@10']:.4f}", f"{row['latency_ms_p50']:.1f}", f"{row['latency_ms_p99']:.1f}", str(row["queries"]),
+        )
+    out.print(table)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from pathlib import Path
 
 import redis
 
@@ -48,14 +49,20 @@ class App:
 
     @cached_property
     def store(self) -> VectorStore:
+        return self.build_store(self.settings.data_dir / "lancedb", self.settings.store.table)
+
+    def build_store(self, directory: Path, table: str) -> VectorStore:
+        """A store of the configured backend; evaluation builds throwaway ones."""
         if self.settings.store.backend == "weaviate":
             msg = "store.backend = 'weaviate' is not available yet in this build; use 'lancedb'"
             raise ConfigError(msg)
         from core.store.lancedb_store import LanceDBStore
 
-        return LanceDBStore(
-            self.settings.data_dir / "lancedb", self.embedder.dimensions, self.settings.store.table
-        )
+        return LanceDBStore(directory, self.embedder.dimensions, table)
+
+    def chunking_options(self) -> ChunkingOptions:
+        chunking = self.settings.chunking
+        return ChunkingOptions(max_chars=chunking.max_chars, overlap_chars=chunking.overlap_chars)
 
     @cached_property
     def models(self) -> dict[str, ChatModel]:
@@ -85,11 +92,10 @@ class App:
 
     @cached_property
     def sync_engine(self) -> SyncEngine:
-        chunking = self.settings.chunking
         return SyncEngine(
             self.store,
             self.embedder,
-            ChunkingOptions(max_chars=chunking.max_chars, overlap_chars=chunking.overlap_chars),
+            self.chunking_options(),
             self._optional(lambda: self.sync_status),
             self.settings.embeddings.batch_size,
         )

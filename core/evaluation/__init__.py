@@ -1,0 +1,1 @@
+"""Measuring Archivist on data with known answers (BEIR retrieval sets)."""
