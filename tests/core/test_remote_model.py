@@ -23,3 +23,25 @@ def test_endpoint_failure_is_a_model_error(remote_model_app, openai_server) -> N
     openai_server.fail_with = 400
     with pytest.raises(ModelError, match="gpt-test"):
         remote_model_app.assistant.ask(Question("How many vacation days in the Netherlands?"))
+
+
+def test_sync_and_search_with_an_openai_compatible_embeddings_endpoint(kb, write_config, openai_server, monkeypatch) -> None:
+    from core.app import App
+    from core.settings import load_settings
+    from core.store.base import AccessFilter, SearchQuery
+    from tests.conftest import BASE_CONFIG, stop_embedded_redis
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    config = BASE_CONFIG + (
+        f'\n[embeddings]\nprovider = "openai"\nmodel = "text-embedding-test"\nbase_url = "{openai_server.base_url}"\n'
+        "batch_size = 16\n"
+    )
+    app = App(load_settings(write_config(config), environ={}))
+    report = app.sync_engine.sync(app.connector("handbook"))
+    assert report.added >= 25 and report.failed == 0
+    batches = [r["body"]["input"] for r in openai_server.requests if r["path"].endswith("/embeddings")]
+    assert len(batches) > 1 and max(len(b) for b in batches) <= 16  # batched as configured
+    vector = app.embedder.embed_query("WireGuard VPN configuration portal")
+    hits = app.store.search(SearchQuery("WireGuard VPN configuration portal", vector, limit=3), AccessFilter())
+    assert hits[0].chunk.document_id == "it/vpn-setup.html"
+    stop_embedded_redis(app)

@@ -1,5 +1,6 @@
 """A local stand-in for an OpenAI-compatible chat endpoint, speaking its wire format.
 
+``POST /v1/embeddings`` returns deterministic bag-of-words vectors.
 ``POST /v1/chat/completions`` answers with ``reply`` (a string, or a function of
 the request's messages), as one JSON response or as server-sent events when
 ``stream`` is true, exactly as the OpenAI API does. Every request is recorded.
@@ -8,6 +9,7 @@ Set ``fail_with`` to an HTTP status to make the next requests fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -52,6 +54,9 @@ class FakeOpenAI:
                 if fake.fail_with:
                     self._json(fake.fail_with, {"error": {"message": "simulated failure", "type": "server_error"}})
                     return
+                if self.path.endswith("/embeddings"):
+                    self._json(200, _embeddings(body))
+                    return
                 if not self.path.endswith("/chat/completions"):
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -89,6 +94,31 @@ class FakeOpenAI:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+
+
+EMBEDDING_DIMENSIONS = 64
+
+
+def hashed_embedding(text: str) -> list[float]:
+    """A deterministic bag-of-words vector: texts sharing words point the same way."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in text.lower().split():
+        word = word.strip(".,;:!?()[]\"'")
+        if word:
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % EMBEDDING_DIMENSIONS] += 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    texts = body.get("input", [])
+    texts = [texts] if isinstance(texts, str) else texts
+    return {
+        "object": "list",
+        "model": body.get("model", "fake-embedding"),
+        "data": [{"object": "embedding", "index": i, "embedding": hashed_embedding(t)} for i, t in enumerate(texts)],
+        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+    }
 
 
 def _completion(model: str, text: str) -> dict[str, Any]:
