@@ -50,7 +50,14 @@ def main() -> None:
             latencies.append((time.perf_counter() - started) * 1000)
             hit = any(s.path.endswith(item["file"]) for s in answer.sources)
             correct = all(p.lower() in answer.text.lower() for p in item["expect"])
-            rows.append({"question": item["question"], "retrieval_hit": hit, "correct": correct, "answer": answer.text})
+            rows.append(
+                {
+                    "question": item["question"],
+                    "retrieval_hit": hit,
+                    "correct": correct,
+                    "answer": answer.text,
+                }
+            )
     summary = {
         "model": answer.model,
         "questions": len(rows),
@@ -62,7 +69,11 @@ def main() -> None:
         print(json.dumps({"summary": summary, "rows": rows}, indent=2))
         return
     for row in rows:
-        print(f"{'hit ' if row['retrieval_hit'] else 'MISS'} {'ok   ' if row['correct'] else 'wrong'} {row['question']}")
+        print(
+            "hit " if row["retrieval_hit"] else "MISS",
+            "ok   " if row["correct"] else "wrong",
+            row["question"],
+        )
     print(
         f"\n{summary['model']}: retrieval hit rate {summary['retrieval_hit_rate']:.0%}, "
         f"answer accuracy {summary['answer_accuracy']:.0%}, "

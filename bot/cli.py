@@ -14,24 +14,23 @@ import sys
 import uuid
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from bot.console import (
+    SyncProgressView,
     err,
     out,
     render_report,
-    render_sources,
     render_sources_table,
     render_stream,
-    SyncProgressView,
 )
 from core.answers import MODES, Question
 from core.errors import ArchivistError, InputError, SourceError
 from core.history import ConversationKey
-from core.sync_service import SyncBusy
 from core.settings import load_settings
+from core.sync_service import SyncBusy
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3  # the sync ran, but some documents could not be read
@@ -48,7 +47,9 @@ _state: dict[str, object] = {}
 
 @app.callback()
 def _options(
-    config: Annotated[Optional[Path], typer.Option(help="Config file (default: $ARCHIVIST_CONFIG or config/archivist.toml).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Config file (default: $ARCHIVIST_CONFIG or config/archivist.toml).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
     _state["config"] = config
@@ -67,7 +68,9 @@ def _app():  # noqa: ANN202 - the composition root is imported lazily: `--help` 
     return App(load_settings(_state.get("config")))  # type: ignore[arg-type]
 
 
-def _question(text: str, mode: str | None, principals: list[str], sources: list[str], thread: str) -> Question:
+def _question(
+    text: str, mode: str | None, principals: list[str], sources: list[str], thread: str
+) -> Question:
     if mode is not None and mode not in MODES:
         msg = f"--mode must be one of {', '.join(MODES)}, not {mode!r}"
         raise InputError(msg)
@@ -85,7 +88,7 @@ def _question(text: str, mode: str | None, principals: list[str], sources: list[
 def ask(
     question: Annotated[str, typer.Argument(help="What you want to know.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-    mode: Annotated[Optional[str], typer.Option(help="rag, finetuned or hybrid.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned or hybrid.")] = None,
     principal: Annotated[list[str], typer.Option(help="Read as this principal too (repeatable).")] = [],  # noqa: B006
     source: Annotated[list[str], typer.Option(help="Only read these sources (repeatable).")] = [],  # noqa: B006
     conversation: Annotated[str, typer.Option(help="Continue a named conversation (memory in Redis).")] = "",
@@ -101,7 +104,7 @@ def ask(
 
 @app.command()
 def chat(
-    mode: Annotated[Optional[str], typer.Option(help="rag, finetuned or hybrid.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned or hybrid.")] = None,
 ) -> None:
     """A conversation that remembers follow-ups. /forget clears memory, /exit leaves."""
     _chat(mode)
@@ -134,7 +137,7 @@ def _chat(mode: str | None) -> None:
 
 @app.command()
 def sync(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Sources to sync (default: all).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Sources to sync (default: all).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-read and re-index every document.")] = False,
 ) -> None:
     """Bring the index in line with the sources: add, update and delete documents."""
@@ -168,7 +171,15 @@ def sources() -> None:
     rows = []
     for name in service.names:
         connector = application.connector(name)
-        rows.append((name, connector.kind, connector.describe(), application.store.count(name), service.last_report(name)))
+        rows.append(
+            (
+                name,
+                connector.kind,
+                connector.describe(),
+                application.store.count(name),
+                service.last_report(name),
+            )
+        )
     if not rows:
         out.print("No sources configured. Add a [connectors.NAME] table to the config.")
         return
@@ -181,8 +192,12 @@ app.add_typer(serve, name="serve")
 
 @serve.command("slack")
 def serve_slack(
-    http: Annotated[bool, typer.Option("--http", help="Serve the Events API over HTTP at /slack/events.")] = False,
-    socket: Annotated[bool, typer.Option("--socket", help="Connect in Socket Mode (SLACK_APP_TOKEN); the default.")] = False,
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve the Events API over HTTP at /slack/events.")
+    ] = False,
+    socket: Annotated[
+        bool, typer.Option("--socket", help="Connect in Socket Mode (SLACK_APP_TOKEN); the default.")
+    ] = False,
     port: Annotated[int, typer.Option(help="HTTP port, with --http.")] = 3000,
 ) -> None:
     """Answer in Slack channels, threads and DMs."""
@@ -208,9 +223,13 @@ app.add_typer(evaluate, name="eval")
 
 @evaluate.command("retrieval")
 def eval_retrieval(
-    dataset: Annotated[Path, typer.Option(help="A BEIR-format directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")],
+    dataset: Annotated[
+        Path, typer.Option(help="A BEIR-format directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+    ],
     split: Annotated[str, typer.Option(help="Which qrels file to judge with.")] = "test",
-    variants: Annotated[str, typer.Option(help="Comma-separated: dense, bm25, hybrid, hybrid@ALPHA.")] = "hybrid",
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated: dense, bm25, hybrid, hybrid@ALPHA.")
+    ] = "hybrid",
     max_queries: Annotated[int, typer.Option(help="Evaluate only the first N judged queries (0: all).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

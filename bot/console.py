@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -65,8 +64,12 @@ class SyncProgressView:
     def __enter__(self) -> SyncProgressView:
         if self._tty:
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
             )
             self._bar.__enter__()
         return self
@@ -80,7 +83,9 @@ class SyncProgressView:
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task(description, total=progress.total)
-            self._bar.update(self._task, description=description, completed=progress.done, total=progress.total)
+            self._bar.update(
+                self._task, description=description, completed=progress.done, total=progress.total
+            )
             return
         now = time.monotonic()
         if progress.stage == "finished" or now - self._last_line >= PLAIN_PROGRESS_EVERY_S:
@@ -106,7 +111,9 @@ def render_sources_table(rows: list[tuple[str, str, str, int, SyncReport | None]
     for name, kind, where, chunks, report in rows:
         result = report.summary().split(": ", 1)[1] if report else "not synced yet"
         took = f"{report.duration_s:.1f}s" if report else "-"
-        table.add_row(name, kind, where, str(chunks), _when(report.finished_at if report else None), took, result)
+        table.add_row(
+            name, kind, where, str(chunks), _when(report.finished_at if report else None), took, result
+        )
     out.print(table)
 
 
@@ -115,7 +122,13 @@ def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
     for score in scores:
         row = score.as_dict()
         table.add_row(
-            str(row["variant"]), f"{row['ndcg@10']:.4f}", f"{row['recall@10']:.4f}", f"{row['recall@100']:.4f}",
-            f"{row['mrr@10']:.4f}", f"{row['latency_ms_p50']:.1f}", f"{row['latency_ms_p99']:.1f}", str(row["queries"]),
+            str(row["variant"]),
+            f"{row['ndcg@10']:.4f}",
+            f"{row['recall@10']:.4f}",
+            f"{row['recall@100']:.4f}",
+            f"{row['mrr@10']:.4f}",
+            f"{row['latency_ms_p50']:.1f}",
+            f"{row['latency_ms_p99']:.1f}",
+            str(row["queries"]),
         )
     out.print(table)

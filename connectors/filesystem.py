@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -102,7 +102,7 @@ class FilesystemConnector:
             return LoadFailure(ref.id, self.name, str(exc) or type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on hostile files
             return LoadFailure(ref.id, self.name, f"cannot parse: {type(exc).__name__}: {exc}")
-        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
         return Document(
             id=ref.id,
             source=self.name,

@@ -19,11 +19,11 @@ from core.chat_models import ChatModel, build_chat_model
 from core.chunking import ChunkingOptions
 from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings
 from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
+from core.feedback import FeedbackStore
 from core.history import ConversationHistory
 from core.redis_conn import connect
 from core.settings import Settings
 from core.store.base import VectorStore
-from core.feedback import FeedbackStore
 from core.sync import SyncEngine
 from core.sync_service import SyncService
 from core.sync_status import SyncStatusStore

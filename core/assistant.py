@@ -329,7 +329,11 @@ class Assistant:
         sources = []
         for index in chosen:
             hit = used[index - 1]
-            snippet = hit.chunk.text if len(hit.chunk.text) <= SNIPPET_CHARS else hit.chunk.text[:SNIPPET_CHARS] + "…"
+            snippet = (
+                hit.chunk.text
+                if len(hit.chunk.text) <= SNIPPET_CHARS
+                else hit.chunk.text[:SNIPPET_CHARS] + "…"
+            )
             sources.append(
                 Source(
                     index=index,

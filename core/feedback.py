@@ -56,8 +56,16 @@ class FeedbackStore:
 
     def record_answer(self, answer: Answer, question: str, *, platform: str, user: str, channel: str) -> None:
         record = AnswerRecord(
-            answer.id, question, answer.text, [s.as_dict() for s in answer.sources], answer.mode,
-            answer.model, platform, user, channel, time.time(),
+            answer.id,
+            question,
+            answer.text,
+            [s.as_dict() for s in answer.sources],
+            answer.mode,
+            answer.model,
+            platform,
+            user,
+            channel,
+            time.time(),
         )
         with _redis_errors():
             self._client.set(_ANSWER_KEY.format(id=answer.id), json.dumps(asdict(record)), ex=ANSWER_TTL_S)
@@ -72,7 +80,9 @@ class FeedbackStore:
         if raw is None:
             msg = "That answer is too old or unknown; feedback can no longer be recorded for it."
             raise InputError(msg)
-        feedback = Feedback(answer_id, vote, user, comment[:MAX_COMMENT_CHARS], time.time(), AnswerRecord(**json.loads(raw)))
+        feedback = Feedback(
+            answer_id, vote, user, comment[:MAX_COMMENT_CHARS], time.time(), AnswerRecord(**json.loads(raw))
+        )
         with _redis_errors():
             pipe = self._client.pipeline()
             pipe.hset(_FEEDBACK_KEY.format(id=answer_id), user, json.dumps(asdict(feedback)))

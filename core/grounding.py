@@ -18,7 +18,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _MARKUP = re.compile(r"[*_`#>|]+")
 # Words too common to show two sentences are about the same thing.
-_COMMON = frozenset("that this with have from your they will each were what when which their there about".split())
+_COMMON = frozenset(
+    "that this with have from your they will each were what when which their there about".split()
+)
 MIN_SENTENCE_WORDS = 4
 
 

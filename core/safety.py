@@ -23,7 +23,10 @@ _INJECTION_PATTERNS = [
     r"\b(as an? (ai|assistant|language model))\b",
 ]
 # Chat-format and fence look-alikes: removed as tags, keeping the sentence around them.
-_ROLE_TAG = re.compile(r"<\s*/?\s*(system|assistant|user|data-[0-9a-f]*|documents?|\|?im_start\|?|\|?im_end\|?)\b[^>]*>", re.IGNORECASE)
+_ROLE_TAG = re.compile(
+    r"<\s*/?\s*(system|assistant|user|data-[0-9a-f]*|documents?|\|?im_start\|?|\|?im_end\|?)\b[^>]*>",
+    re.IGNORECASE,
+)
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 

@@ -51,7 +51,9 @@ class SyncEngine:
         self._status = status
         self._embed_batch_size = embed_batch_size
 
-    def sync(self, connector: Connector, *, full: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
+    def sync(
+        self, connector: Connector, *, full: bool = False, progress: ProgressCallback | None = None
+    ) -> SyncReport:
         report = SyncReport(source=connector.name, started_at=time.time(), full=full)
         notify = progress or (lambda _: None)
         try:
@@ -72,7 +74,9 @@ class SyncEngine:
             report.finished_at = time.time()
             if self._status:
                 self._status.save(report)
-            notify(Progress(connector.name, report.added + report.updated + report.unchanged, None, "finished"))
+            notify(
+                Progress(connector.name, report.added + report.updated + report.unchanged, None, "finished")
+            )
         return report
 
     def _sync_refs(
@@ -115,7 +119,12 @@ class SyncEngine:
             for item in batch:
                 seen.add(item.id)
                 known = indexed.get(item.id)
-                if isinstance(item, Document) and not full and known and known.content_hash == item.content_hash:
+                if (
+                    isinstance(item, Document)
+                    and not full
+                    and known
+                    and known.content_hash == item.content_hash
+                ):
                     report.unchanged += 1
                 else:
                     changed.append(item)

@@ -120,7 +120,8 @@ def remote_model_app(kb: Path, write_config, openai_server, monkeypatch: pytest.
     """A synced App whose chat model is the local OpenAI stand-in: fast, scripted answers."""
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     config = BASE_CONFIG.replace(
-        'provider = "llamacpp"', f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"'
+        'provider = "llamacpp"',
+        f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"',
     )
     application = App(load_settings(write_config(config), environ={}))
     application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]

@@ -33,12 +33,17 @@ class CachedEmbeddings(Embeddings):
         for start in range(0, len(keys), 500):
             part = keys[start : start + 500]
             marks = ",".join("?" * len(part))
-            for key, blob in self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part):
+            for key, blob in self._db.execute(
+                f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part
+            ):
                 found[key] = np.frombuffer(blob, dtype=np.float32).tolist()
         missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in found]
         if missing:
             vectors = self._inner.embed_documents([t for _, t in missing])
-            rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for (k, _), v in zip(missing, vectors, strict=True)]
+            rows = [
+                (k, np.asarray(v, dtype=np.float32).tobytes())
+                for (k, _), v in zip(missing, vectors, strict=True)
+            ]
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
             self._db.commit()
             found.update({k: v for (k, _), v in zip(missing, vectors, strict=True)})

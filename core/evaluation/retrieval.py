@@ -133,7 +133,11 @@ def evaluate(
 
 
 def index_dataset(
-    store: VectorStore, embedder: Embeddings, chunking: ChunkingOptions, dataset: BeirDataset, batch_size: int,
+    store: VectorStore,
+    embedder: Embeddings,
+    chunking: ChunkingOptions,
+    dataset: BeirDataset,
+    batch_size: int,
     progress: ProgressCallback | None = None,
 ) -> SyncReport:
     """Index the corpus through the same sync engine every source uses."""
@@ -163,7 +167,9 @@ def evaluate_pipeline(
         store = app.build_store(workdir, "beir")
         view = progress_view() if progress_view else nullcontext(None)
         with view as progress:
-            index_dataset(store, embedder, app.chunking_options(), dataset, app.settings.embeddings.batch_size, progress)
+            index_dataset(
+                store, embedder, app.chunking_options(), dataset, app.settings.embeddings.batch_size, progress
+            )
         return [evaluate(store, embedder, dataset, variant) for variant in variants]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

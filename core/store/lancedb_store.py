@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lancedb
@@ -25,8 +25,21 @@ from core.store.fusion import relative_score_fusion
 log = logging.getLogger(__name__)
 
 _RESULT_COLUMNS = [
-    "id", "document_id", "source", "title", "text", "heading_path", "position", "url",
-    "path", "content_hash", "version", "updated_at", "acl_public", "acl_principals", "vector",
+    "id",
+    "document_id",
+    "source",
+    "title",
+    "text",
+    "heading_path",
+    "position",
+    "url",
+    "path",
+    "content_hash",
+    "version",
+    "updated_at",
+    "acl_public",
+    "acl_principals",
+    "vector",
 ]
 _HEADING_SEPARATOR = "\x1f"
 
@@ -115,7 +128,7 @@ def _chunk(row: dict[str, object]) -> Chunk:
         path=str(row["path"] or ""),
         content_hash=str(row["content_hash"]),
         version=str(row["version"]),
-        updated_at=updated if isinstance(updated, datetime) else datetime.now(timezone.utc),
+        updated_at=updated if isinstance(updated, datetime) else datetime.now(UTC),
         acl=Acl(bool(row["acl_public"]), frozenset(row["acl_principals"] or ())),  # type: ignore[arg-type]
     )
 
@@ -192,7 +205,10 @@ class LanceDBStore:
         rows = self._scan(["document_id", "version", "content_hash"], f"source = {sql_string(source)}")
         documents: dict[str, IndexedDocument] = {}
         for document_id, version, digest in zip(
-            rows["document_id"].to_pylist(), rows["version"].to_pylist(), rows["content_hash"].to_pylist()
+            rows["document_id"].to_pylist(),
+            rows["version"].to_pylist(),
+            rows["content_hash"].to_pylist(),
+            strict=True,
         ):
             known = documents.get(document_id)
             documents[document_id] = IndexedDocument(version, digest, (known.chunks if known else 0) + 1)

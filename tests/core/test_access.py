@@ -1,7 +1,5 @@
 """The access filter is applied inside the store's query."""
 
-from pathlib import Path
-
 from core.app import App
 from core.documents import Acl, Document
 from core.store.base import AccessFilter, SearchQuery

@@ -14,7 +14,9 @@ def test_figures_missing_from_the_sources_are_caught() -> None:
     context = ["Employees get 27 days of vacation; 5 roll over to March 31."]
     assert ungrounded_numbers("You get 27 days [1].", context) == set()
     assert ungrounded_numbers("You get 24 days [1].", context) == {"24"}
-    assert ungrounded_numbers("The budget is 1,500 EUR.", ["The learning budget is EUR 1500 a year."]) == set()
+    assert (
+        ungrounded_numbers("The budget is 1,500 EUR.", ["The learning budget is EUR 1500 a year."]) == set()
+    )
     # A matching number about something else does not ground a figure.
     assert ungrounded_numbers("The Netherlands has 24 vacation days.", ["Support runs 24 hours."]) == {"24"}
 

@@ -41,7 +41,9 @@ def test_synced_question_gets_a_cited_answer(synced_app: App) -> None:
 
 def test_follow_up_uses_conversation_memory(synced_app: App) -> None:
     thread = ConversationKey("cli", "local", "tester", "t1")
-    _, first = _ask(synced_app, "How many vacation days do employees in the Netherlands get?", conversation=thread)
+    _, first = _ask(
+        synced_app, "How many vacation days do employees in the Netherlands get?", conversation=thread
+    )
     _, follow = _ask(synced_app, "Can unused ones roll over?", conversation=thread)
     assert "vacation days" in follow.standalone_query
     assert any(s.path.endswith("people/pto-policy.md") for s in follow.sources)
@@ -84,7 +86,10 @@ def test_finetuned_mode_without_a_model_says_what_to_configure(synced_app: App) 
 
 
 def test_modes_route_to_the_finetuned_model_with_and_without_retrieval(kb: Path, write_config) -> None:
-    config = BASE_CONFIG + '\n[models.finetuned]\nprovider = "llamacpp"\nmodel = "tuned-smollm2"\nmax_tokens = 60\n'
+    config = (
+        BASE_CONFIG
+        + '\n[models.finetuned]\nprovider = "llamacpp"\nmodel = "tuned-smollm2"\nmax_tokens = 60\n'
+    )
     app = App(load_settings(write_config(config), environ={}))
     app.embedder = _CachedEmbeddings(app.embedder)
     app.sync_engine.sync(app.connector("handbook"))

@@ -22,11 +22,15 @@ def _answer() -> Answer:
 
 def test_channel_questions_read_only_what_the_channel_may() -> None:
     policy = ChannelPolicy(frozenset({"handbook"}), {"C9": frozenset({"handbook", "eng"})})
-    general = channel_question("q", platform="slack", workspace="T1", channel="C1", thread="1.2", policy=policy)
+    general = channel_question(
+        "q", platform="slack", workspace="T1", channel="C1", thread="1.2", policy=policy
+    )
     eng = channel_question("q", platform="slack", workspace="T1", channel="C9", thread="", policy=policy)
     assert general.sources == {"handbook"} and eng.sources == {"handbook", "eng"}
     assert general.principals == {"slack:channel:C1"}  # never the asker's own grants
-    dm = direct_question("q", platform="discord", workspace="G", user="42", channel="D1", groups=["discord:role:7"])
+    dm = direct_question(
+        "q", platform="discord", workspace="G", user="42", channel="D1", groups=["discord:role:7"]
+    )
     assert dm.principals == {"discord:user:42", "discord:role:7"} and dm.sources is None
 
 

@@ -1,7 +1,7 @@
+import pytest
+
 from core.chunking import ChunkingOptions, chunk_document, split_sections
 from core.documents import Document
-
-import pytest
 
 
 def _doc(text: str) -> Document:
@@ -9,7 +9,10 @@ def _doc(text: str) -> Document:
 
 
 def test_heading_path_travels_with_each_chunk() -> None:
-    text = "# Guide\n\nIntro text here.\n\n## Leave\n\nLeave intro.\n\n### Carry-over\n\nFive days roll over.\n\n## Expenses\n\nFile in 60 days."
+    text = (
+        "# Guide\n\nIntro text here.\n\n## Leave\n\nLeave intro.\n\n### Carry-over\n\n"
+        "Five days roll over.\n\n## Expenses\n\nFile in 60 days."
+    )
     chunks = chunk_document(_doc(text), ChunkingOptions())
     by_text = {c.text: c.heading_path for c in chunks}
     assert by_text["Five days roll over."] == ("Guide", "Leave", "Carry-over")
@@ -33,7 +36,7 @@ def test_long_sections_split_within_limit_and_overlap() -> None:
     assert len(chunks) > 5
     assert all(len(c.text) <= options.max_chars + 10 for c in chunks)
     # Each chunk after the first starts with the tail of the one before it.
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in zip(chunks, chunks[1:], strict=False):
         head = current.text.split(" … ")[0]
         assert head and head in previous.text
     assert [c.position for c in chunks] == list(range(len(chunks)))

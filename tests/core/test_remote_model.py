@@ -25,7 +25,9 @@ def test_endpoint_failure_is_a_model_error(remote_model_app, openai_server) -> N
         remote_model_app.assistant.ask(Question("How many vacation days in the Netherlands?"))
 
 
-def test_sync_and_search_with_an_openai_compatible_embeddings_endpoint(kb, write_config, openai_server, monkeypatch) -> None:
+def test_sync_and_search_with_an_openai_compatible_embeddings_endpoint(
+    kb, write_config, openai_server, monkeypatch
+) -> None:
     from core.app import App
     from core.settings import load_settings
     from core.store.base import AccessFilter, SearchQuery
@@ -33,7 +35,8 @@ def test_sync_and_search_with_an_openai_compatible_embeddings_endpoint(kb, write
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     config = BASE_CONFIG + (
-        f'\n[embeddings]\nprovider = "openai"\nmodel = "text-embedding-test"\nbase_url = "{openai_server.base_url}"\n'
+        '\n[embeddings]\nprovider = "openai"\nmodel = "text-embedding-test"\n'
+        f'base_url = "{openai_server.base_url}"\n'
         "batch_size = 16\n"
     )
     app = App(load_settings(write_config(config), environ={}))
@@ -42,6 +45,8 @@ def test_sync_and_search_with_an_openai_compatible_embeddings_endpoint(kb, write
     batches = [r["body"]["input"] for r in openai_server.requests if r["path"].endswith("/embeddings")]
     assert len(batches) > 1 and max(len(b) for b in batches) <= 16  # batched as configured
     vector = app.embedder.embed_query("WireGuard VPN configuration portal")
-    hits = app.store.search(SearchQuery("WireGuard VPN configuration portal", vector, limit=3), AccessFilter())
+    hits = app.store.search(
+        SearchQuery("WireGuard VPN configuration portal", vector, limit=3), AccessFilter()
+    )
     assert hits[0].chunk.document_id == "it/vpn-setup.html"
     stop_embedded_redis(app)

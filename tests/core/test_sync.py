@@ -56,14 +56,21 @@ def test_deleted_file_leaves_the_index(synced_app: App, kb: Path) -> None:
     report = synced_app.sync_engine.sync(synced_app.connector("handbook"))
     assert report.deleted == 1
     assert "it/vpn-setup.html" not in synced_app.store.indexed_documents("handbook")
-    assert all(hit.chunk.document_id != "it/vpn-setup.html" for hit in _search(synced_app, "WireGuard VPN", 10))
+    assert all(
+        hit.chunk.document_id != "it/vpn-setup.html" for hit in _search(synced_app, "WireGuard VPN", 10)
+    )
 
 
 def test_added_file_becomes_searchable(synced_app: App, kb: Path) -> None:
-    (kb / "company" / "parking.md").write_text("# Parking\n\nThe Rotterdam garage code is 7781; bikes go to level -1.\n")
+    (kb / "company" / "parking.md").write_text(
+        "# Parking\n\nThe Rotterdam garage code is 7781; bikes go to level -1.\n"
+    )
     report = synced_app.sync_engine.sync(synced_app.connector("handbook"))
     assert report.added == 1
-    assert _search(synced_app, "garage code for parking in Rotterdam")[0].chunk.document_id == "company/parking.md"
+    assert (
+        _search(synced_app, "garage code for parking in Rotterdam")[0].chunk.document_id
+        == "company/parking.md"
+    )
 
 
 def test_corrupt_file_is_reported_and_the_rest_syncs(app: App, kb: Path) -> None:
@@ -99,7 +106,9 @@ def test_keyword_search_sees_documents_added_by_a_later_sync(synced_app: App, kb
     (kb / "it" / "printers.md").write_text("# Printers\n\nThe third-floor printer is called Zorblatt-7.\n")
     synced_app.sync_engine.sync(synced_app.connector("handbook"))
     vector = synced_app.embedder.embed_query("Zorblatt")
-    keyword_only = synced_app.store.search(SearchQuery("Zorblatt", vector, limit=3, alpha=0.0), AccessFilter())
+    keyword_only = synced_app.store.search(
+        SearchQuery("Zorblatt", vector, limit=3, alpha=0.0), AccessFilter()
+    )
     assert keyword_only and keyword_only[0].chunk.document_id == "it/printers.md"
     (kb / "it" / "printers.md").unlink()
     synced_app.sync_engine.sync(synced_app.connector("handbook"))

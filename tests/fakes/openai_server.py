@@ -48,11 +48,19 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fake.requests.append({"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                fake.requests.append(
+                    {
+                        "path": self.path,
+                        "body": body,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                    }
+                )
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
                 if fake.fail_with:
-                    self._json(fake.fail_with, {"error": {"message": "simulated failure", "type": "server_error"}})
+                    self._json(
+                        fake.fail_with, {"error": {"message": "simulated failure", "type": "server_error"}}
+                    )
                     return
                 if self.path.endswith("/embeddings"):
                     self._json(200, _embeddings(body))
@@ -116,7 +124,9 @@ def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": "list",
         "model": body.get("model", "fake-embedding"),
-        "data": [{"object": "embedding", "index": i, "embedding": hashed_embedding(t)} for i, t in enumerate(texts)],
+        "data": [
+            {"object": "embedding", "index": i, "embedding": hashed_embedding(t)} for i, t in enumerate(texts)
+        ],
         "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
     }
 

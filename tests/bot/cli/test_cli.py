@@ -15,10 +15,14 @@ from tests.conftest import BASE_CONFIG
 ARCHIVIST = [sys.executable, "-c", "from bot.cli import main; main()"]
 
 
-def _run(args: list[str], config: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], config: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "ARCHIVIST_CONFIG": str(config), **(extra_env or {})}
     env.pop("REDIS_URL", None) if not extra_env or "REDIS_URL" not in extra_env else None
-    return subprocess.run([*ARCHIVIST, *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+    return subprocess.run(
+        [*ARCHIVIST, *args], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
 
 
 @pytest.fixture
@@ -82,7 +86,9 @@ def test_help_lists_the_commands() -> None:
 def _run_with_input(args: list[str], config: Path, stdin: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ARCHIVIST_CONFIG": str(config)}
     env.pop("REDIS_URL", None)
-    return subprocess.run([*ARCHIVIST, *args], input=stdin, capture_output=True, text=True, env=env, timeout=600, check=False)
+    return subprocess.run(
+        [*ARCHIVIST, *args], input=stdin, capture_output=True, text=True, env=env, timeout=600, check=False
+    )
 
 
 @pytest.mark.slow
@@ -108,9 +114,16 @@ def test_chat_remembers_and_forgets(config: Path) -> None:
 @pytest.mark.slow
 def test_named_conversation_carries_across_invocations(config: Path) -> None:
     assert _run(["sync"], config).returncode == 0
-    first = _run(["ask", "--json", "--conversation", "c1", "How many vacation days do we get in the Netherlands?"], config)
-    follow = json.loads(_run(["ask", "--json", "--conversation", "c1", "Can unused ones roll over?"], config).stdout)
+    first = _run(
+        ["ask", "--json", "--conversation", "c1", "How many vacation days do we get in the Netherlands?"],
+        config,
+    )
+    follow = json.loads(
+        _run(["ask", "--json", "--conversation", "c1", "Can unused ones roll over?"], config).stdout
+    )
     assert first.returncode == 0
     assert "vacation days" in follow["standalone_query"]  # memory persisted in the embedded Redis
-    fresh = json.loads(_run(["ask", "--json", "--conversation", "c2", "Can unused ones roll over?"], config).stdout)
+    fresh = json.loads(
+        _run(["ask", "--json", "--conversation", "c2", "Can unused ones roll over?"], config).stdout
+    )
     assert fresh["standalone_query"] == "Can unused ones roll over?"

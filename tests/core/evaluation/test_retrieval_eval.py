@@ -15,13 +15,20 @@ from core.evaluation.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from core.evaluation.retrieval import evaluate_pipeline, parse_variants
 
 CORPUS = {
-    "d1": ("Sourdough", "Sourdough bread rises with wild yeast and lactic acid bacteria over a long ferment."),
+    "d1": (
+        "Sourdough",
+        "Sourdough bread rises with wild yeast and lactic acid bacteria over a long ferment.",
+    ),
     "d2": ("Photosynthesis", "Plants convert light, water and carbon dioxide into glucose and oxygen."),
     "d3": ("Volcanoes", "Magma rising through the crust erupts as lava, ash and volcanic gases."),
     "d4": ("Tides", "The gravitational pull of the moon raises ocean tides twice a day."),
     "d5": ("Vaccines", "Vaccines train the immune system with harmless antigens to prevent disease."),
 }
-QUERIES = {"q1": "How does the moon cause tides?", "q2": "What do plants make from sunlight?", "q3": "unjudged"}
+QUERIES = {
+    "q1": "How does the moon cause tides?",
+    "q2": "What do plants make from sunlight?",
+    "q3": "unjudged",
+}
 QRELS = "query-id\tcorpus-id\tscore\nq1\td4\t1\nq2\td2\t1\n"
 
 
@@ -65,7 +72,10 @@ def test_bad_datasets_get_clear_messages(tmp_path: Path) -> None:
 
 def test_variants_are_parsed_and_checked() -> None:
     assert [(v.name, v.alpha) for v in parse_variants("dense,bm25,hybrid,hybrid@0.3", 0.5)] == [
-        ("dense", 1.0), ("bm25", 0.0), ("hybrid@0.5", 0.5), ("hybrid@0.3", 0.3),
+        ("dense", 1.0),
+        ("bm25", 0.0),
+        ("hybrid@0.5", 0.5),
+        ("hybrid@0.3", 0.3),
     ]
     for bad in ("hybrid@2", "hybrid@x", "splade", ""):
         with pytest.raises(InputError):
@@ -77,6 +87,8 @@ def test_pipeline_ranks_the_judged_documents_first(app: App, tmp_path: Path) -> 
     by_name = {s.variant: s.as_dict() for s in scores}
     assert set(by_name) == {"dense", "bm25", "hybrid@0.5"}
     assert by_name["dense"]["ndcg@10"] == 1.0 and by_name["hybrid@0.5"]["recall@10"] == 1.0
-    assert {"ndcg@10", "recall@10", "recall@100", "mrr@10", "latency_ms_p50", "latency_ms_p99"} <= set(by_name["bm25"])
+    assert {"ndcg@10", "recall@10", "recall@100", "mrr@10", "latency_ms_p50", "latency_ms_p99"} <= set(
+        by_name["bm25"]
+    )
     assert app.store.count() == 0  # the throwaway index never touches the real one
     assert not list(app.settings.data_dir.glob("eval-*"))
