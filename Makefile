@@ -30,6 +30,8 @@ bench: install
 	$(PY) benchmarks/sync_throughput.py
 	$(PY) benchmarks/ask_latency.py
 	$(PY) benchmarks/chat_memory.py
+	$(PY) benchmarks/sample_answers.py
+	$(PY) benchmarks/slack_ack.py
 
 lint: install
 	$(VENV)/bin/ruff check core connectors bot tests benchmarks

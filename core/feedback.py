@@ -70,19 +70,22 @@ class FeedbackStore:
         with _redis_errors():
             self._client.set(_ANSWER_KEY.format(id=answer.id), json.dumps(asdict(record)), ex=ANSWER_TTL_S)
 
+    def answer(self, answer_id: str) -> AnswerRecord | None:
+        """The recorded answer a button refers to, or None once expired."""
+        with _redis_errors():
+            raw = self._client.get(_ANSWER_KEY.format(id=answer_id))
+        return AnswerRecord(**json.loads(raw)) if raw else None
+
     def vote(self, answer_id: str, user: str, vote: int, comment: str = "") -> Feedback:
         """Store (or replace) ``user``'s vote on an answer; one vote per user per answer."""
         if vote not in (1, -1):
             msg = "a vote is +1 or -1"
             raise InputError(msg)
-        with _redis_errors():
-            raw = self._client.get(_ANSWER_KEY.format(id=answer_id))
-        if raw is None:
+        record = self.answer(answer_id)
+        if record is None:
             msg = "That answer is too old or unknown; feedback can no longer be recorded for it."
             raise InputError(msg)
-        feedback = Feedback(
-            answer_id, vote, user, comment[:MAX_COMMENT_CHARS], time.time(), AnswerRecord(**json.loads(raw))
-        )
+        feedback = Feedback(answer_id, vote, user, comment[:MAX_COMMENT_CHARS], time.time(), record)
         with _redis_errors():
             pipe = self._client.pipeline()
             pipe.hset(_FEEDBACK_KEY.format(id=answer_id), user, json.dumps(asdict(feedback)))

@@ -79,12 +79,21 @@ def is_looping(text: str, times: int = 3) -> bool:
 
 
 def without_repeats(text: str) -> str:
-    """Each sentence once, in first-said order (small models loop on a phrase)."""
+    """Drop sentences already said (small models loop), keeping the answer's layout.
+
+    Paragraph breaks, list lines and code blocks stay as written; inside a fenced
+    code block nothing is dropped, since repeated code lines are legitimate.
+    """
     seen: set[str] = set()
-    kept = []
-    for unit in _units(text):
-        key = re.sub(r"^\d+\.\s*", "", unit).lower()
-        if key not in seen:
-            seen.add(key)
-            kept.append(unit)
-    return " ".join(kept)
+    kept: list[str] = []
+    in_code = False
+    pieces = re.split(f"({_SENTENCE_SPLIT.pattern})", text)  # sentences with the gaps between them
+    for unit, gap in zip(pieces[::2], [*pieces[1::2], ""], strict=True):
+        if unit.strip().startswith(("```", "~~~")):
+            in_code = not in_code
+        key = re.sub(r"^(\d+\.|[-*])\s*", "", unit.strip()).lower()
+        if not in_code and len(key) >= 12 and key in seen:
+            continue
+        seen.add(key)
+        kept.append(unit + gap)
+    return "".join(kept).strip()

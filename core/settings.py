@@ -102,11 +102,14 @@ class ChatPlatformSettings(_Strict):
 class SlackSettings(ChatPlatformSettings):
     trigger_emoji: str = "question"
     follow_threads: bool = True  # answer replies in threads it answered without a new mention
+    no_follow_channels: list[str] = []  # channels where follow-ups need a new mention
+    workspace_admins: bool = False  # Slack workspace admins and owners may also run /archivist
 
 
 class DiscordSettings(ChatPlatformSettings):
     admin_roles: list[str] = []
-    reply_in_thread: bool = False
+    reply_in_thread: bool = False  # every channel answers in a new thread
+    reply_in_thread_channels: list[str] = []  # or only these channel ids
 
 
 class ConnectorSettings(BaseModel):

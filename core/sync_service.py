@@ -71,6 +71,15 @@ class SyncService:
             self._connector(name)  # raises UnknownSourceError with the configured names
         return list(dict.fromkeys(names))
 
+    def running(self, name: str) -> bool:
+        """Whether any process holds this source's sync lock now."""
+        if self._client is None:
+            return False
+        try:
+            return bool(self._client.exists(_LOCK_KEY.format(source=name)))
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
     def last_report(self, name: str) -> SyncReport | None:
         return self._status.last(name) if self._status else None
 

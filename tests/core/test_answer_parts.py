@@ -36,3 +36,12 @@ def test_instructions_inside_documents_are_removed() -> None:
 def test_ordinary_policy_text_is_left_alone() -> None:
     text = "Follow the deployment instructions in the runbook. Reply to customers within 4 hours."
     assert neutralize_instructions(text) == (text, 0)
+
+
+def test_repeats_are_dropped_but_layout_and_code_survive() -> None:
+    from core.grounding import is_looping, without_repeats
+
+    looping = "Badges cost EUR 25 to replace.\nBadges cost EUR 25 to replace.\nBadges cost EUR 25 to replace."
+    assert is_looping(looping) and without_repeats(looping) == "Badges cost EUR 25 to replace."
+    layout = "Steps:\n\n1. Open the portal.\n2. Generate a config.\n\n```\nmake\nmake\n```\nDone."
+    assert without_repeats(layout) == layout

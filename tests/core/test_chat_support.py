@@ -68,6 +68,7 @@ def test_one_sync_of_a_source_at_a_time(app: App) -> None:
     worker = threading.Thread(target=lambda: app.sync_service.sync("handbook"))
     worker.start()
     assert started.wait(30)
+    assert app.sync_service.running("handbook")
     with pytest.raises(SyncBusy, match="already running"):
         app.sync_service.sync("handbook")
     outcomes = app.sync_service.sync_many(["all"])
@@ -75,6 +76,7 @@ def test_one_sync_of_a_source_at_a_time(app: App) -> None:
     release.set()
     worker.join(60)
     assert app.sync_service.sync("handbook").unchanged > 0  # the lock was released
+    assert not app.sync_service.running("handbook")
 
 
 def test_async_stream_delivers_events_in_order(app: App) -> None:

@@ -1,0 +1,181 @@
+"""`/archivist sync SOURCE|all`, `/archivist status`, `/archivist sources`: admins only.
+
+Admins are the user ids in ``[slack] admins`` and, when enabled, the workspace's
+own admins (``users.info`` → ``is_admin``). A sync runs in a worker thread
+through the core's SyncService; its progress and final summary (added, updated,
+deleted, failed, time) arrive in the admin's DM with Archivist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import blocking
+from bot.slack.failures import log_failure, user_message
+from bot.slack.render import notice
+from bot.slack.safety import neutralize
+from core.sync import Progress
+from core.sync_service import SyncOutcome
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from core.app import App
+
+# Progress edits: often enough to show life, rarely enough for chat.update's rate limit.
+PROGRESS_INTERVAL_S = 3.0
+HELP = (
+    "*Archivist admin commands*\n"
+    "• `/archivist sync SOURCE` or `/archivist sync all`: bring the index in line with the sources\n"
+    "• `/archivist status`: what each source's last sync did\n"
+    "• `/archivist sources`: the configured sources and how many chunks each has"
+)
+REFUSAL = (
+    "Sorry, only Archivist admins can run `/archivist {command}`. "
+    "If you need a sync, please ask one of them. (Asking questions works for everyone: try `/ask`.)"
+)
+
+
+class AdminHandlers:
+    def __init__(
+        self, core: App, *, workspace_admins: bool = False, progress_interval_s: float = PROGRESS_INTERVAL_S
+    ) -> None:
+        self._core = core
+        self._admins = set(core.settings.slack.admins)
+        self._workspace_admins = workspace_admins
+        self._interval_s = progress_interval_s
+
+    def register(self, bolt: AsyncApp) -> None:
+        bolt.command("/archivist")(self.on_command)
+
+    async def is_admin(self, client: AsyncWebClient, user: str) -> bool:
+        if user in self._admins:
+            return True
+        if not self._workspace_admins:
+            return False
+        info = await client.users_info(user=user)
+        person = info.get("user") or {}
+        return bool(person.get("is_admin") or person.get("is_owner"))
+
+    async def on_command(
+        self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        words = (command.get("text") or "").split()
+        verb, args = (words[0].lower(), words[1:]) if words else ("help", [])
+        user = command["user_id"]
+        if verb not in ("sync", "status", "sources"):
+            await ack(text=HELP)
+            return
+        await ack()
+        try:
+            if not await self.is_admin(client, user):
+                await _say(respond, REFUSAL.format(command=verb))
+            elif verb == "status":
+                await _say(respond, await blocking.quick(self.status_text))
+            elif verb == "sources":
+                await _say(respond, await blocking.quick(self.sources_text))
+            else:
+                await self.sync(client, respond, user, args)
+        except Exception as exc:  # noqa: BLE001 - the boundary for admin commands
+            log_failure(exc, f"/archivist {verb}")
+            await _say(respond, user_message(exc))
+
+    # -- status and sources --------------------------------------------------
+
+    def status_text(self) -> str:
+        service = self._core.sync_service
+        lines = ["*Last sync of each source*"]
+        for name in service.names:
+            report = service.last_report(name)
+            lines.append(
+                f"• {neutralize(report.summary()) if report else f'{neutralize(name)}: never synced'}"
+            )
+        return "\n".join(lines) if service.names else "No sources are configured."
+
+    def sources_text(self) -> str:
+        service = self._core.sync_service
+        lines = ["*Configured sources*"]
+        for name in service.names:
+            connector = self._core.connector(name)
+            chunks = self._core.store.count(name)
+            lines.append(
+                f"• *{neutralize(name)}* ({neutralize(connector.kind)}): {neutralize(connector.describe())}, {chunks:,} chunks"
+            )
+        return "\n".join(lines) if service.names else "No sources are configured."
+
+    # -- sync ----------------------------------------------------------------
+
+    async def sync(self, client: AsyncWebClient, respond: AsyncRespond, user: str, args: list[str]) -> None:
+        full = "--full" in args
+        names = await blocking.quick(
+            self._core.sync_service.resolve, [a for a in args if a != "--full"] or ["all"]
+        )
+        listed = ", ".join(names)
+        await _say(respond, f"Syncing {neutralize(listed)}; I'll report progress and the summary in our DM.")
+        top = await client.chat_postMessage(
+            channel=user, text=f":arrows_counterclockwise: Syncing {neutralize(listed)}…"
+        )
+        channel, ts = str(top["channel"]), str(top["ts"])
+        started = time.monotonic()
+        latest: dict[str, Progress] = {}
+        loop = asyncio.get_running_loop()
+
+        def progress(update: Progress) -> None:  # called from the sync thread
+            loop.call_soon_threadsafe(latest.__setitem__, "now", update)
+
+        work = asyncio.ensure_future(
+            blocking.long(self._core.sync_service.sync_many, names, full=full, progress=progress)
+        )
+        shown = ""
+        try:
+            while not work.done():
+                await asyncio.wait({work}, timeout=self._interval_s)
+                if latest and (text := _progress_text(latest["now"])) != shown:
+                    await client.chat_update(channel=channel, ts=ts, text=text)
+                    shown = text
+            outcomes = work.result()
+        except Exception as exc:  # noqa: BLE001 - the sync's own boundary: tell the admin in the DM
+            log_failure(exc, f"syncing {listed}")
+            await client.chat_update(channel=channel, ts=ts, text=f":x: Sync of {neutralize(listed)} failed.")
+            await client.chat_postMessage(
+                channel=channel, thread_ts=ts, **notice(user_message(exc)).as_kwargs()
+            )
+            return
+        elapsed = time.monotonic() - started
+        ok = all(outcome.ok for outcome in outcomes)
+        icon = ":white_check_mark:" if ok else ":warning:"
+        await client.chat_update(
+            channel=channel, ts=ts, text=f"{icon} Sync of {neutralize(listed)} finished in {elapsed:.1f}s."
+        )
+        await client.chat_postMessage(channel=channel, thread_ts=ts, text=summary_text(outcomes))
+
+
+def _progress_text(update: Progress) -> str:
+    total = f"/{update.total}" if update.total else ""
+    return f":arrows_counterclockwise: Syncing {neutralize(update.source)}: {update.stage}, {update.done}{total} documents"
+
+
+def summary_text(outcomes: list[SyncOutcome]) -> str:
+    lines = ["*Sync summary*"]
+    for outcome in outcomes:
+        if outcome.report is None:
+            lines.append(f"• :x: *{neutralize(outcome.source)}*: {neutralize(outcome.error)}")
+            continue
+        r = outcome.report
+        lines.append(
+            f"• *{neutralize(r.source)}*: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+            f"{r.deleted} deleted, {r.failed} failed in {r.duration_s:.1f}s"
+            + (f" (stopped: {neutralize(r.error)})" if r.error else "")
+        )
+        lines += [f"    ◦ {neutralize(failure)}" for failure in r.failures[:5]]
+    return "\n".join(lines)
+
+
+async def _say(respond: AsyncRespond, text: str) -> None:
+    await respond(response_type="ephemeral", replace_original=False, text=text)

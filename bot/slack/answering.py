@@ -1,0 +1,92 @@
+"""One question answered into a Slack conversation, from placeholder to feedback buttons.
+
+The stream of answer events from the core becomes a placeholder that fills in,
+then the rendered answer. The answer is recorded for feedback before it is
+shown, so its buttons work the moment they appear. Any failure replaces the
+placeholder with a short, honest message: never silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import blocking
+from bot.slack.claims import FollowedThreads
+from bot.slack.failures import log_failure, user_message
+from bot.slack.render import answer_messages, notice
+from bot.slack.streaming import UPDATE_INTERVAL_S, StreamingReply
+from core.answers import Answer, Done, Question, Token
+from core.errors import ArchivistError
+
+if TYPE_CHECKING:
+    from core.app import App
+
+PLATFORM = "slack"
+
+
+class Answerer:
+    def __init__(self, core: App, threads: FollowedThreads, *, interval_s: float = UPDATE_INTERVAL_S) -> None:
+        self._core = core
+        self._threads = threads
+        self._interval_s = interval_s
+
+    async def generate(self, question: Question, on_token: Callable[[str], object] | None = None) -> Answer:
+        """The final answer; ``on_token`` is awaited with each piece as it arrives."""
+        answer: Answer | None = None
+        async for event in self._core.assistant.astream(question):
+            if isinstance(event, Token) and on_token is not None:
+                await on_token(event.text)  # type: ignore[misc]
+            elif isinstance(event, Done):
+                answer = event.answer
+        if answer is None:
+            msg = "the answer stream ended without an answer"
+            raise RuntimeError(msg)
+        return answer
+
+    async def record(self, answer: Answer, question: str, *, user: str, channel: str) -> None:
+        """Keep the answer for 👍/👎; a feedback store that is down must not cost the answer."""
+        try:
+            await blocking.quick(
+                self._core.feedback.record_answer,
+                answer,
+                question,
+                platform=PLATFORM,
+                user=user,
+                channel=channel,
+            )
+        except ArchivistError as exc:
+            log_failure(exc, "recording the answer for feedback")
+
+    async def into_thread(
+        self,
+        client: AsyncWebClient,
+        question: Question,
+        *,
+        team: str,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        follow: bool,
+    ) -> None:
+        """Answer in ``channel`` (in ``thread_ts`` if given), streaming."""
+        reply = StreamingReply(client, channel, thread_ts, interval_s=self._interval_s)
+        try:
+            await reply.start()
+            answer = await self.generate(question, reply.add)
+            await self.record(answer, question.text, user=user, channel=reply.channel)
+            if follow and thread_ts:
+                await self._threads.follow(team, reply.channel, thread_ts)
+            await reply.finish(answer_messages(answer))
+        except Exception as exc:  # noqa: BLE001 - the boundary: logged, then told to the asker
+            log_failure(exc, f"answering in {channel}")
+            await self._tell(reply, exc)
+
+    @staticmethod
+    async def _tell(reply: StreamingReply, exc: BaseException) -> None:
+        try:
+            await reply.fail(notice(user_message(exc)))
+        except Exception as second:  # noqa: BLE001 - Slack itself is failing; the log is all that is left
+            log_failure(second, "reporting a failure in Slack")

@@ -1,0 +1,130 @@
+"""Composition of the Slack adapter: a Bolt AsyncApp over the core, served two ways.
+
+``build_slack_app`` wires middleware and listeners; ``serve_slack`` runs it in
+Socket Mode (``SLACK_APP_TOKEN``) or as an HTTP endpoint at ``/slack/events``.
+Bolt's safe defaults stay on: request signatures and timestamps are checked,
+``url_verification`` is answered, and Archivist's own events are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.admin import PROGRESS_INTERVAL_S, AdminHandlers
+from bot.slack.answering import Answerer
+from bot.slack.ask import MESSAGE_TTL_S, AskHandlers
+from bot.slack.claims import FollowedThreads, Once
+from bot.slack.credentials import SlackCredentials
+from bot.slack.dedupe import EVENT_TTL_S, event_deduper
+from bot.slack.failures import log_failure
+from bot.slack.feedback import FeedbackHandlers
+from bot.slack.server import EVENTS_PATH, build_web_app
+from bot.slack.streaming import UPDATE_INTERVAL_S
+
+if TYPE_CHECKING:
+    from core.app import App
+
+log = logging.getLogger("archivist.slack")
+
+# Web API calls: an explicit timeout (Slack answers in well under a second), and
+# retries: 429s after their Retry-After (up to 5 times, so no answer is lost to a
+# burst), dropped connections twice.
+WEB_API_TIMEOUT_S = 30
+RATE_LIMIT_RETRIES = 5
+CONNECTION_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Pacing knobs; tests shorten them, production keeps the defaults."""
+
+    stream_interval_s: float = UPDATE_INTERVAL_S
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+    workspace_admins: bool = False  # also treat Slack workspace admins/owners as Archivist admins
+
+
+def web_client(credentials: SlackCredentials) -> AsyncWebClient:
+    client = AsyncWebClient(token=credentials.bot_token, timeout=WEB_API_TIMEOUT_S)
+    if credentials.api_url:
+        client.base_url = credentials.api_url
+    client.retry_handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+    ]
+    return client
+
+
+def build_slack_app(
+    core: App,
+    credentials: SlackCredentials,
+    *,
+    client: AsyncWebClient | None = None,
+    tuning: Tuning = Tuning(),
+) -> AsyncApp:
+    client = client or web_client(credentials)
+    bolt = AsyncApp(
+        client=client,  # carries the bot token
+        signing_secret=credentials.signing_secret,
+        # Socket Mode requests carry no signature; HTTP ones are always verified.
+        request_verification_enabled=bool(credentials.signing_secret),
+        logger=logging.getLogger("archivist.slack.bolt"),
+    )
+    redis_client = lambda: core.redis  # noqa: E731 - resolved lazily: Redis may start later or be down
+    bolt.use(event_deduper(Once(redis_client, "archivist:slack:event", EVENT_TTL_S)))
+    threads = FollowedThreads(redis_client, core.settings.redis.history_ttl_s)
+    answerer = Answerer(core, threads, interval_s=tuning.stream_interval_s)
+    messages = Once(redis_client, "archivist:slack:answered", MESSAGE_TTL_S)
+    AskHandlers(core, answerer, messages, threads).register(bolt)
+    FeedbackHandlers(core).register(bolt)
+    AdminHandlers(
+        core,
+        workspace_admins=tuning.workspace_admins or core.settings.slack.workspace_admins,
+        progress_interval_s=tuning.progress_interval_s,
+    ).register(bolt)
+
+    @bolt.error
+    async def on_error(error: Exception) -> None:  # what escaped a listener: logged, never silent
+        log_failure(error, "handling a Slack request")
+
+    return bolt
+
+
+def serve_slack(core: App, *, http: bool, port: int, credentials: SlackCredentials | None = None) -> None:
+    """Run until interrupted: Socket Mode by default, or HTTP at /slack/events."""
+    credentials = credentials or SlackCredentials.from_env(socket=not http)
+    bolt = build_slack_app(core, credentials)
+    try:
+        asyncio.run(_serve_http(bolt, port) if http else _serve_socket(bolt, credentials))
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+async def _serve_http(bolt: AsyncApp, port: int) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(build_web_app(bolt))
+    await runner.setup()
+    await web.TCPSite(runner, port=port).start()
+    log.warning("Archivist is listening for Slack on http://0.0.0.0:%d%s", port, EVENTS_PATH)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _serve_socket(bolt: AsyncApp, credentials: SlackCredentials) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(bolt, credentials.app_token)
+    log.warning("Archivist is connecting to Slack in Socket Mode")
+    await handler.start_async()

@@ -1,0 +1,220 @@
+"""A local stand-in for Slack's Web API, speaking its documented wire format.
+
+``POST /api/<method>`` with a form or JSON body and ``Authorization: Bearer``;
+answers ``{"ok": true, ...}`` like Slack (or ``{"ok": false, "error": ...}``),
+and records every call. ``POST /response/<id>`` stands in for response_url
+webhooks. ``rate_limit_next(method)`` makes the next call of a method answer
+HTTP 429 with ``Retry-After``, as Slack does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
+TEAM_ID = "T0TEAM"
+BOT_USER_ID = "UARCHIVIST"
+BOT_ID = "BARCHIVIST"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    status: int = 200
+
+    def text(self) -> str:
+        """Everything a person would read in the message this call posts."""
+        parts = [str(self.params.get("text") or "")]
+        for block in self.params.get("blocks") or []:
+            parts.append(_block_text(block))
+        return "\n".join(p for p in parts if p)
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if isinstance(block.get("text"), dict):
+        return str(block["text"].get("text", ""))
+    if isinstance(block.get("text"), str):
+        return block["text"]
+    return " ".join(_block_text(e) if isinstance(e, dict) else "" for e in block.get("elements") or [])
+
+
+@dataclass
+class MockSlack:
+    calls: list[Call] = field(default_factory=list)
+    # Messages conversations.history / replies can return: channel -> list of messages.
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    socket_url: str = ""
+    _rate_limits: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _server: ThreadingHTTPServer | None = None
+
+    # -- test-facing -------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.url}response/{name}"
+
+    def rate_limit_next(self, method: str, times: int = 1) -> None:
+        self._rate_limits[method] = times
+
+    def of(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def posted(self) -> list[Call]:
+        """Messages that reached Slack (429 answers excluded)."""
+        return [c for c in self.of("chat.postMessage") if c.status == 200]
+
+    def seen(self, predicate: Callable[[Call], bool]) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.status == 200 and predicate(c)]
+
+    def next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.000100"
+
+    # -- server ------------------------------------------------------------
+
+    def _handle(self, path: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, str], Any]:
+        if path.startswith("/response/"):
+            self._record(Call("response_url", {**params, "_path": path}))
+            return 200, {}, "ok"
+        method = path.removeprefix("/api/")
+        remaining = self._rate_limits.get(method, 0)
+        if remaining:
+            self._rate_limits[method] = remaining - 1
+            self._record(Call(method, params, 429))
+            return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
+        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != expected:
+            self._record(Call(method, params, 200))
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+        self._record(Call(method, params))
+        return 200, {}, self._answer(method, params)
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def _answer(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://test.slack.com/",
+                "team": "Test",
+                "user": "archivist",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
+        if method == "chat.postMessage":
+            channel = str(p["channel"])
+            if channel.startswith("U"):  # posting to a user id opens the app's DM with them
+                channel = "D" + channel[1:]
+            ts = self.next_ts()
+            return {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "message": {"text": p.get("text", ""), "ts": ts, "user": BOT_USER_ID, "bot_id": BOT_ID},
+            }
+        if method == "chat.update":
+            return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", "")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self.next_ts()}
+        if method in ("conversations.history", "conversations.replies"):
+            found = [
+                m for m in self.messages.get(str(p["channel"]), []) if m["ts"] == p.get("latest", p.get("ts"))
+            ]
+            if method == "conversations.history":
+                found = [m for m in found if m.get("thread_ts") in (None, m["ts"])]
+            return {"ok": True, "messages": found, "has_more": False}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V0VIEW", **(p.get("view") or {})}}
+        if method == "users.info":
+            user = self.users.get(str(p["user"]))
+            return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url}
+        if method == "reactions.add":
+            return {"ok": True}
+        return {"ok": False, "error": "unknown_method"}
+
+    def start(self) -> MockSlack:
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - some methods (conversations.*) are GETs
+                self.do_POST()
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)).decode()
+                kind = self.headers.get("Content-Type", "")
+                if "?" in self.path and not raw:
+                    raw, kind = self.path.split("?", 1)[1], "application/x-www-form-urlencoded"
+                params: dict[str, Any] = json.loads(raw or "{}") if "json" in kind else dict(parse_qsl(raw))
+                for key in ("blocks", "view", "attachments"):  # form bodies carry JSON strings
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+                token = token or str(params.get("token", ""))
+                status, headers, payload = mock._handle(self.path.split("?")[0], params, token)
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header(
+                    "Content-Type", "text/plain" if isinstance(payload, str) else "application/json"
+                )
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+async def wait_until(
+    check: Callable[[], Any], timeout: float = 90.0, what: str = "the expected Slack calls"
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
