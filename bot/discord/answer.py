@@ -1,0 +1,50 @@
+"""Answer one question into an outbox: stream, render, record for feedback, add buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bot.discord.feedback import feedback_view
+from bot.discord.render import render_answer, split_message
+from bot.discord.streaming import Outbox, Sent, StreamedReply
+from core.answers import Answer, Done, Question, Token
+from core.app import App
+from core.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+async def answer_question(
+    app: App,
+    question: Question,
+    outbox: Outbox,
+    *,
+    user: str,
+    channel: str,
+    reply: StreamedReply | None = None,
+) -> tuple[Answer, list[Sent]]:
+    """Stream the answer to ``question`` into ``outbox``; return it with the messages posted."""
+    reply = reply or StreamedReply(outbox)
+    streamed = ""
+    answer: Answer | None = None
+    async for event in app.assistant.astream(question):
+        if isinstance(event, Token):
+            streamed += event.text
+            await reply.update(streamed)
+        elif isinstance(event, Done):
+            answer = event.answer
+    if answer is None:
+        msg = "the answer stream ended without an answer"
+        raise RuntimeError(msg)
+    view = None
+    try:
+        await asyncio.to_thread(
+            app.feedback.record_answer, answer, question.text, platform="discord", user=user, channel=channel
+        )
+        view = feedback_view(answer.id)
+    except ServiceUnavailable as exc:
+        # The answer matters more than the buttons: post it without them.
+        log.warning("answer %s posted without feedback buttons: %s", answer.id, exc)
+    messages = await reply.finish(split_message(render_answer(answer)), view)
+    return answer, messages

@@ -1,0 +1,208 @@
+"""Slash commands: /ask, /forget, /sources, and for admins /sync and /sync-status.
+
+Errors raised here reach ``ArchivistTree.on_error`` (the boundary in ``errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.discord.answer import answer_question
+from bot.discord.context import build_question, dm_principals
+from bot.discord.errors import tell_interaction
+from bot.discord.outbox import InteractionOutbox
+from bot.discord.render import no_mentions, split_message
+from bot.discord.streaming import StreamedReply
+from bot.discord.sync import is_admin, report_line, summary
+
+if TYPE_CHECKING:
+    from bot.discord.client import ArchivistBot
+
+MAX_AUTOCOMPLETE = 25  # Discord shows at most 25 choices
+NOT_ADMIN = (
+    "Sorry, only admins can run syncs: you need the Manage Server permission "
+    "or a role an admin listed in the bot's configuration."
+)
+
+
+class ArchivistTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        await tell_interaction(interaction, original)
+
+
+def _bot(interaction: discord.Interaction) -> ArchivistBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+def conversation_thread(interaction: discord.Interaction) -> str:
+    """The conversation /ask continues and /forget clears here (see ``context``)."""
+    if interaction.guild_id is None:
+        return ""
+    if isinstance(interaction.channel, discord.Thread):
+        return str(interaction.channel.id)
+    return f"ask-{interaction.user.id}"
+
+
+def _question(interaction: discord.Interaction, text: str, groups: Iterable[str] = ()):  # noqa: ANN202 - a Question
+    return build_question(
+        text,
+        user=interaction.user,
+        channel=interaction.channel,  # type: ignore[arg-type]
+        guild=interaction.guild,
+        thread=conversation_thread(interaction),
+        policy=_bot(interaction).policy,
+        groups=groups,
+    )
+
+
+@app_commands.command(name="ask", description="Ask a question about the team's documents.")
+@app_commands.describe(question="What you want to know")
+async def ask(interaction: discord.Interaction, question: str) -> None:
+    # Discord waits 3 s for a response; answering takes longer, so defer first.
+    await interaction.response.defer(thinking=True)
+    bot = _bot(interaction)
+    # In a DM the asker's roles in shared servers decide too; /forget needs only the conversation.
+    groups = await dm_principals(bot, interaction.user) if interaction.guild is None else ()
+    asked = _question(interaction, question, groups)
+    outbox = InteractionOutbox(interaction)
+    _, messages = await answer_question(
+        bot.app,
+        asked,
+        outbox,
+        user=str(interaction.user.id),
+        channel=str(interaction.channel_id),
+        reply=StreamedReply(outbox, interval_s=bot.edit_interval_s),
+    )
+    for message in messages:
+        bot.conversations.remember(message.id, conversation_thread(interaction))
+
+
+@app_commands.command(name="forget", description="Clear what I remember of this conversation.")
+async def forget(interaction: discord.Interaction) -> None:
+    bot = _bot(interaction)
+    await asyncio.to_thread(bot.app.assistant.forget, _question(interaction, "forget"))
+    await interaction.response.send_message(
+        "Done: I've forgotten this conversation. The next question starts fresh.",
+        ephemeral=True,
+        allowed_mentions=no_mentions(),
+    )
+
+
+def _when(timestamp: float) -> str:
+    return discord.utils.format_dt(datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC), "R")
+
+
+@app_commands.command(
+    name="sources", description="List the sources I answer from and when they were last synced."
+)
+async def sources(interaction: discord.Interaction) -> None:
+    bot = _bot(interaction)
+    service = bot.app.sync_service
+    readable = None
+    if interaction.guild_id is not None:
+        channel = interaction.channel
+        parent = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
+        readable = bot.policy.sources_for(str(parent))
+    lines = []
+    for name in service.names:
+        if readable is not None and name not in readable:
+            continue
+        report = await asyncio.to_thread(service.last_report, name)
+        if report is None:
+            status = "never synced"
+        elif report.error:
+            status = f"last sync failed {_when(report.finished_at)}: {report.error}"
+        else:
+            status = f"synced {_when(report.finished_at)}: {report_line(report)}"
+        lines.append(f"• **{name}**: {status}")
+    text = "\n".join(lines) if lines else "No sources are available in this channel."
+    parts = split_message(f"**Sources**\n{text}")
+    await interaction.response.send_message(parts[0], ephemeral=True, allowed_mentions=no_mentions())
+    for part in parts[1:]:
+        await interaction.followup.send(part, ephemeral=True, allowed_mentions=no_mentions())
+
+
+async def _source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    names = ["all", *_bot(interaction).app.sync_service.names]
+    matching = [name for name in names if current.lower() in name.lower()]
+    return [app_commands.Choice(name=name, value=name) for name in matching[:MAX_AUTOCOMPLETE]]
+
+
+@app_commands.command(name="sync", description="Admins: sync a source (or all) now.")
+@app_commands.describe(
+    source="A source name, or 'all'", full="Re-index every document, not only changed ones"
+)
+@app_commands.autocomplete(source=_source_choices)
+async def sync(interaction: discord.Interaction, source: str, full: bool = False) -> None:
+    bot = _bot(interaction)
+    if not is_admin(
+        bot.app.settings.discord, interaction.user, interaction.permissions if interaction.guild_id else None
+    ):
+        await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
+        return
+    service = bot.app.sync_service
+    names = service.resolve([source.strip()])  # unknown names fail here, before any work
+    await interaction.response.defer(thinking=True)
+    busy = [name for name in names if name in bot.syncs.running]
+    if busy:
+        await interaction.followup.send(
+            f"A sync of {', '.join(busy)} is already running; see /sync-status.",
+            allowed_mentions=no_mentions(),
+        )
+        return
+    outbox = InteractionOutbox(interaction)
+    progress = await outbox.send(f"⏳ Syncing {', '.join(names)}…")
+
+    async def show(text: str) -> None:
+        if not outbox.expired():
+            await progress.edit(content=text, allowed_mentions=no_mentions())
+
+    outcomes, elapsed = await bot.syncs.run(service, names, full=full, show=show)
+    final = summary(outcomes, elapsed)
+    for index, part in enumerate(split_message(final)):
+        if index == 0 and not outbox.expired():
+            await progress.edit(content=part, allowed_mentions=no_mentions())
+        else:
+            await outbox.send(part)
+
+
+@app_commands.command(
+    name="sync-status", description="Admins: what each source's last sync did, and syncs running now."
+)
+async def sync_status(interaction: discord.Interaction) -> None:
+    bot = _bot(interaction)
+    if not is_admin(
+        bot.app.settings.discord, interaction.user, interaction.permissions if interaction.guild_id else None
+    ):
+        await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
+        return
+    service = bot.app.sync_service
+    lines = []
+    for name in service.names:
+        running = bot.syncs.progress_text([name])
+        report = await asyncio.to_thread(service.last_report, name)
+        last = (
+            "never synced"
+            if report is None
+            else f"last sync {_when(report.finished_at)}: {report_line(report)}"
+        )
+        if report is not None and report.error:
+            last += f" (stopped: {report.error})"
+        lines.append(running or f"• **{name}**: {last}")
+    text = "\n".join(lines) if lines else "No sources are configured."
+    parts = split_message(f"**Sync status**\n{text}")
+    await interaction.response.send_message(parts[0], ephemeral=True, allowed_mentions=no_mentions())
+    for part in parts[1:]:
+        await interaction.followup.send(part, ephemeral=True, allowed_mentions=no_mentions())
+
+
+def register(tree: app_commands.CommandTree) -> None:
+    for command in (ask, forget, sources, sync, sync_status):
+        tree.add_command(command)

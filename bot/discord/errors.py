@@ -1,0 +1,68 @@
+"""The Discord adapter's one error boundary: any failure becomes one honest sentence.
+
+Event handlers, slash commands and buttons all end here; nothing fails silently.
+Errors a person can act on (``ArchivistError``) are told as they are; anything
+else is logged with its traceback and told as an internal error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from bot.discord.render import no_mentions
+from core.errors import (
+    AccessDenied,
+    ArchivistError,
+    ConfigError,
+    InputError,
+    ModelError,
+    ServiceUnavailable,
+    SourceError,
+    UnknownSourceError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def describe(exc: BaseException) -> str:
+    """A short message for the person who asked; log what they cannot see."""
+    if isinstance(exc, (InputError, UnknownSourceError, AccessDenied)):
+        return str(exc)
+    if isinstance(exc, ServiceUnavailable):
+        return f"I can't answer right now: {exc}. Please try again in a minute."
+    if isinstance(exc, ModelError):
+        return f"The language model failed while answering ({exc}). Please try again."
+    if isinstance(exc, ConfigError):
+        return f"I'm misconfigured: {exc}. An admin needs to fix the configuration."
+    if isinstance(exc, SourceError):
+        return f"A source could not be read: {exc}"
+    if isinstance(exc, ArchivistError):
+        return str(exc)
+    if isinstance(exc, discord.Forbidden):
+        log.warning("Discord refused an action: %s", exc)
+        return "Discord didn't let me do that here; I may be missing a permission in this channel."
+    log.error("unexpected error in the Discord adapter", exc_info=exc)
+    return "Something went wrong on my side and I couldn't finish. The error has been logged."
+
+
+async def tell_channel(
+    channel: discord.abc.Messageable, exc: BaseException, reply_to: discord.Message | None = None
+) -> None:
+    text = f"⚠️ {describe(exc)}"
+    if reply_to is not None:
+        await reply_to.reply(text, allowed_mentions=no_mentions(), mention_author=False)
+    else:
+        await channel.send(text, allowed_mentions=no_mentions())
+
+
+async def tell_interaction(interaction: discord.Interaction, exc: BaseException) -> None:
+    """Answer the interaction with the error, ephemeral, however far it had got."""
+    text = f"⚠️ {describe(exc)}"
+    if not interaction.response.is_done():
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=no_mentions())
+    elif not interaction.is_expired():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=no_mentions())
+    elif isinstance(interaction.channel, discord.abc.Messageable):
+        await interaction.channel.send(text, allowed_mentions=no_mentions())
