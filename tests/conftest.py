@@ -116,15 +116,32 @@ def openai_server():
 
 
 @pytest.fixture
-def remote_model_app(kb: Path, write_config, openai_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
-    """A synced App whose chat model is the local OpenAI stand-in: fast, scripted answers."""
+def make_remote_app(kb: Path, write_config, openai_server, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """Build Apps whose chat model is the local OpenAI stand-in: fast, scripted answers.
+
+    ``extra`` is appended to the test config; ``sync`` names the sources synced first.
+    """
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    config = BASE_CONFIG.replace(
-        'provider = "llamacpp"',
-        f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"',
-    )
-    application = App(load_settings(write_config(config), environ={}))
-    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-    application.sync_engine.sync(application.connector("handbook"))
-    yield application
-    stop_embedded_redis(application)
+    built: list[App] = []
+
+    def make(extra: str = "", sync: tuple[str, ...] = ("handbook",)) -> App:
+        config = BASE_CONFIG.replace(
+            'provider = "llamacpp"',
+            f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"',
+        )
+        application = App(load_settings(write_config(config + extra), environ={}))
+        application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+        for name in sync:
+            application.sync_engine.sync(application.connector(name))
+        built.append(application)
+        return application
+
+    yield make
+    for application in built:
+        stop_embedded_redis(application)
+
+
+@pytest.fixture
+def remote_model_app(make_remote_app) -> App:
+    """A synced App whose chat model is the local OpenAI stand-in."""
+    return make_remote_app()

@@ -6,35 +6,21 @@ import json
 
 import pytest
 
-from core.app import App
-from core.settings import load_settings
 from tests.bot.slack.conftest import start_harness
 from tests.bot.slack.mock_web_api import BOT_USER_ID, wait_until
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
 
 SECRET_FACT = "The server room vault combination is kept by the facilities lead, Marguerite Okonkwo."
 QUESTION = "Who keeps the server room vault combination?"
 
 
 @pytest.fixture
-def vault_app(kb, tmp_path, write_config, openai_server, monkeypatch):
+def vault_app(tmp_path, make_remote_app):
     vault = tmp_path / "vault"
     vault.mkdir()
     (vault / "vault.md").write_text(f"# Server room vault\n\n{SECRET_FACT}\n", encoding="utf-8")
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    config = (
-        BASE_CONFIG.replace(
-            'provider = "llamacpp"',
-            f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"',
-        )
-        + '\n[connectors.vault]\ntype = "filesystem"\npath = "vault"\nprincipals = ["slack:channel:CVAULT", "slack:user:UALICE"]\n'
-    )
-    application = App(load_settings(write_config(config), environ={}))
-    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-    for name in ("handbook", "vault"):
-        application.sync_engine.sync(application.connector(name))
-    yield application
-    stop_embedded_redis(application)
+    grants = '["slack:channel:CVAULT", "slack:user:UALICE"]'
+    vault_source = f'\n[connectors.vault]\ntype = "filesystem"\npath = "vault"\nprincipals = {grants}\n'
+    return make_remote_app(vault_source, sync=("handbook", "vault"))
 
 
 def sources_of(mock, channel: str) -> str:

@@ -6,12 +6,9 @@ import json
 
 import pytest
 
-from core.app import App
-from core.settings import load_settings
 from tests.bot.slack.conftest import start_harness
 from tests.bot.slack.mock_web_api import BOT_USER_ID, wait_until
 from tests.bot.slack.signed import block_action
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
 
 pytestmark = pytest.mark.asyncio
 QUESTION = "How many vacation days do employees in the Netherlands get?"
@@ -100,16 +97,8 @@ async def test_non_admin_is_politely_refused(slack) -> None:
 
 
 @pytest.fixture
-def admin_app(kb, write_config, openai_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    config = BASE_CONFIG.replace(
-        'provider = "llamacpp"',
-        f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"',
-    )
-    application = App(load_settings(write_config(config + '\n[slack]\nadmins = ["UADMIN"]\n'), environ={}))
-    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-    yield application
-    stop_embedded_redis(application)
+def admin_app(make_remote_app):
+    return make_remote_app('\n[slack]\nadmins = ["UADMIN"]\n', sync=())
 
 
 async def test_admin_syncs_from_slack_and_gets_progress_and_a_summary(admin_app, mock_slack) -> None:
