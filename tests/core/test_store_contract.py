@@ -1,0 +1,115 @@
+"""What every vector store backend must do; each backend joins the ``store`` fixture's params."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from core.documents import Acl, Chunk
+from core.store.base import AccessFilter, SearchQuery, VectorStore
+
+DIMENSIONS = 4
+
+
+def _lancedb(tmp_path: Path) -> VectorStore:
+    from core.store.lancedb_store import LanceDBStore
+
+    return LanceDBStore(tmp_path / "lancedb", DIMENSIONS)
+
+
+@pytest.fixture(params=[_lancedb], ids=["lancedb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
+    return request.param(tmp_path)
+
+
+def _chunk(
+    document_id: str, position: int, text: str, *, source: str = "kb", acl: Acl = Acl(public=True)
+) -> Chunk:
+    return Chunk(
+        id=f"{source}:{document_id}#{position}",
+        document_id=document_id,
+        source=source,
+        title=document_id,
+        text=text,
+        heading_path=("Policy", "Details"),
+        position=position,
+        url="",
+        path=f"/kb/{document_id}",
+        content_hash=f"hash-{document_id}-{text}",
+        version=f"v-{text}",
+        updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        acl=acl,
+    )
+
+
+def _search(
+    store: VectorStore, text: str, vector: list[float], access: AccessFilter = AccessFilter(), alpha=0.5
+):
+    return store.search(SearchQuery(text, vector, limit=10, alpha=alpha), access)
+
+
+def test_upsert_replaces_every_chunk_of_a_document(store: VectorStore) -> None:
+    store.upsert([_chunk("a.md", 0, "old one"), _chunk("a.md", 1, "old two")], [[1, 0, 0, 0], [1, 0, 0, 0]])
+    store.upsert([_chunk("a.md", 0, "new only")], [[1, 0, 0, 0]])
+    store.finish_sync()
+    assert store.count("kb") == 1
+    assert store.indexed_documents("kb")["a.md"].version == "v-new only"
+    assert [hit.chunk.text for hit in _search(store, "old", [1, 0, 0, 0])] == ["new only"]
+
+
+def test_chunks_round_trip_with_their_metadata(store: VectorStore) -> None:
+    original = _chunk('it\'s "quoted".md', 0, "text", acl=Acl(False, frozenset({"group:it"})))
+    store.upsert([original], [[0, 1, 0, 0]])
+    store.finish_sync()
+    [hit] = _search(store, "text", [0, 1, 0, 0], AccessFilter(principals=frozenset({"group:it"})))
+    assert hit.chunk == original
+    assert hit.similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_delete_by_document_and_source(store: VectorStore) -> None:
+    store.upsert([_chunk("a.md", 0, "alpha"), _chunk("b.md", 0, "beta")], [[1, 0, 0, 0], [0, 1, 0, 0]])
+    store.upsert([_chunk("a.md", 0, "alpha elsewhere", source="other")], [[1, 0, 0, 0]])
+    store.delete_documents("kb", ["a.md", "missing.md"])
+    assert set(store.indexed_documents("kb")) == {"b.md"}
+    assert set(store.indexed_documents("other")) == {"a.md"}  # same id, other source: untouched
+
+
+def test_dense_and_keyword_sides_each_find_their_match(store: VectorStore) -> None:
+    store.upsert(
+        [_chunk("vpn.md", 0, "WireGuard tunnel setup"), _chunk("pto.md", 0, "vacation allowance")],
+        [[1, 0, 0, 0], [0, 1, 0, 0]],
+    )
+    store.finish_sync()
+    # The vector points at pto.md; the words point at vpn.md. Each side alone follows its own signal.
+    assert _search(store, "WireGuard", [0, 1, 0, 0], alpha=1.0)[0].chunk.document_id == "pto.md"
+    assert _search(store, "WireGuard", [0, 1, 0, 0], alpha=0.0)[0].chunk.document_id == "vpn.md"
+    both = {hit.chunk.document_id for hit in _search(store, "WireGuard", [0, 1, 0, 0], alpha=0.5)}
+    assert both == {"vpn.md", "pto.md"}
+
+
+def test_access_filter_is_applied_inside_the_query(store: VectorStore) -> None:
+    store.upsert(
+        [
+            _chunk("public.md", 0, "salary bands", acl=Acl(public=True)),
+            _chunk("hr.md", 0, "salary bands detail", acl=Acl(False, frozenset({"group:hr"}))),
+            _chunk("nobody.md", 0, "salary bands secret", acl=Acl()),
+        ],
+        [[1, 0, 0, 0]] * 3,
+    )
+    store.finish_sync()
+    seen = {h.chunk.document_id for h in _search(store, "salary", [1, 0, 0, 0])}
+    assert seen == {"public.md"}
+    hr = {
+        h.chunk.document_id
+        for h in _search(store, "salary", [1, 0, 0, 0], AccessFilter(frozenset({"group:hr"})))
+    }
+    assert hr == {"public.md", "hr.md"}
+    only_private = AccessFilter(frozenset({"group:hr"}), include_public=False)
+    assert {h.chunk.document_id for h in _search(store, "salary", [1, 0, 0, 0], only_private)} == {"hr.md"}
+
+
+def test_empty_store_answers_nothing(store: VectorStore) -> None:
+    assert _search(store, "anything", [1, 0, 0, 0]) == []
+    assert store.indexed_documents("kb") == {} and store.count() == 0
