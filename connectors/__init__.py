@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
@@ -14,14 +15,17 @@ if TYPE_CHECKING:
 # type name -> "module:factory"; modules are imported only when a source of that type is used.
 CONNECTOR_TYPES = {
     "filesystem": "connectors.filesystem:FilesystemConnector",
+    "web": "connectors.web:WebConnector",
+    "git": "connectors.git:GitConnector",
 }
 
 
-def build_connector(name: str, settings: ConnectorSettings) -> Connector:
+def build_connector(name: str, settings: ConnectorSettings, data_dir: Path) -> Connector:
+    """Build source ``name``; connectors keep any state of theirs (clones, caches) under ``data_dir``."""
     module_name, _, factory_name = CONNECTOR_TYPES[settings.type].partition(":")
     factory = getattr(import_module(module_name), factory_name)
     try:
-        return factory.from_settings(name, settings)
+        return factory.from_settings(name, settings, data_dir=data_dir)
     except (TypeError, ValueError) as exc:
         msg = f"connectors.{name}: {exc}"
         raise ConfigError(msg) from None

@@ -34,7 +34,8 @@ class FilesystemConnector:
     kind: str = "filesystem"
 
     @classmethod
-    def from_settings(cls, name: str, settings: ConnectorSettings) -> FilesystemConnector:
+    def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> FilesystemConnector:
+        # data_dir is unused: the files are their own state.
         options = settings.options()
         unknown = set(options) - {"path", "include", "exclude"}
         if unknown:

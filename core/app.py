@@ -119,7 +119,7 @@ class App:
             known = ", ".join(sorted(self.settings.connectors)) or "none configured"
             msg = f"unknown source {name!r} (configured: {known})"
             raise UnknownSourceError(msg)
-        return build_connector(name, self.settings.connectors[name])
+        return build_connector(name, self.settings.connectors[name], self.settings.data_dir)
 
     @staticmethod
     def _optional(build):  # noqa: ANN001, ANN205 - tiny local helper

@@ -22,6 +22,8 @@ from core.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = Path("config/archivist.toml")
 # Keys that hold a credential: "api_key", "bot_token", "signing_secret", ... (not "max_tokens").
+# A repo option may be a clone URL (scheme://... or user@host:path); only local paths resolve.
+_REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 _SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IGNORECASE)
 
 
@@ -195,8 +197,12 @@ def _resolve_paths(raw: dict[str, object], base: Path) -> None:
     if "data_dir" in raw:
         raw["data_dir"] = str((base / str(raw["data_dir"])).resolve())
     for table in (raw.get("connectors") or {}).values():
-        if isinstance(table, dict) and isinstance(table.get("path"), str):
-            table["path"] = str((base / table["path"]).resolve())
+        if not isinstance(table, dict):
+            continue
+        for key in ("path", "cache_dir", "repo"):
+            value = table.get(key)
+            if isinstance(value, str) and value and not _REMOTE.match(value):
+                table[key] = str((base / Path(value).expanduser()).resolve())
     for table in (raw.get("models") or {}).values():
         if isinstance(table, dict) and table.get("path"):
             table["path"] = str((base / str(table["path"])).resolve())

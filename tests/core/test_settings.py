@@ -71,3 +71,16 @@ def test_sources_are_private_unless_configured_public(tmp_path: Path) -> None:
 def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={"ARCHIVIST_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_connector_paths_resolve_but_clone_urls_do_not(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        "[connectors.a]\ntype = 'git'\nrepo = 'repos/handbook'\ncache_dir = 'clones'\n"
+        "[connectors.b]\ntype = 'git'\nrepo = 'https://git.example/org/handbook.git'\n"
+        "[connectors.c]\ntype = 'git'\nrepo = 'git@git.example:org/handbook.git'\n",
+    )
+    assert settings.connectors["a"].options()["repo"] == str(tmp_path / "repos" / "handbook")
+    assert settings.connectors["a"].options()["cache_dir"] == str(tmp_path / "clones")
+    assert settings.connectors["b"].options()["repo"] == "https://git.example/org/handbook.git"
+    assert settings.connectors["c"].options()["repo"] == "git@git.example:org/handbook.git"
