@@ -16,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 
 from connectors.base import Batch, Connector, ListsRefs, LoadsAll
 from core.chunking import ChunkingOptions, chunk_document
-from core.documents import Chunk, Document, DocumentRef, LoadFailure
+from core.documents import Acl, Chunk, Document, DocumentRef, LoadFailure
 from core.embeddings import embed_in_batches
 from core.errors import SourceError
 from core.store.base import IndexedDocument, VectorStore
@@ -90,10 +90,13 @@ class SyncEngine:
         notify(Progress(report.source, 0, None, "listing"))
         refs = list(connector.list_refs())
         current = {ref.id for ref in refs}
+        # Sources whose readers are set in config: a changed grant must reach every chunk.
+        source_acl: Acl | None = getattr(connector, "acl", None)
         stale: list[DocumentRef] = []
         for ref in refs:
             known = indexed.get(ref.id)
-            if full or known is None or known.version != ref.version:
+            acl_changed = known is not None and source_acl is not None and known.acl != source_acl
+            if full or known is None or known.version != ref.version or acl_changed:
                 stale.append(ref)
             else:
                 report.unchanged += 1
@@ -124,6 +127,7 @@ class SyncEngine:
                     and not full
                     and known
                     and known.content_hash == item.content_hash
+                    and known.acl == item.acl
                 ):
                     report.unchanged += 1
                 else:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.documents import Chunk
+from core.documents import Acl, Chunk
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class IndexedDocument:
     version: str
     content_hash: str
     chunks: int
+    acl: Acl
 
 
 @dataclass(frozen=True)

@@ -202,16 +202,13 @@ class LanceDBStore:
         return query.to_arrow()
 
     def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
-        rows = self._scan(["document_id", "version", "content_hash"], f"source = {sql_string(source)}")
+        columns = ["document_id", "version", "content_hash", "acl_public", "acl_principals"]
+        rows = self._scan(columns, f"source = {sql_string(source)}").to_pydict()
         documents: dict[str, IndexedDocument] = {}
-        for document_id, version, digest in zip(
-            rows["document_id"].to_pylist(),
-            rows["version"].to_pylist(),
-            rows["content_hash"].to_pylist(),
-            strict=True,
-        ):
+        for document_id, version, digest, public, principals in zip(*(rows[c] for c in columns), strict=True):
             known = documents.get(document_id)
-            documents[document_id] = IndexedDocument(version, digest, (known.chunks if known else 0) + 1)
+            acl = Acl(bool(public), frozenset(principals or ()))
+            documents[document_id] = IndexedDocument(version, digest, (known.chunks if known else 0) + 1, acl)
         return documents
 
     def count(self, source: str | None = None) -> int:

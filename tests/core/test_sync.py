@@ -6,6 +6,7 @@ import pytest
 
 from core.app import App
 from core.errors import SourceError
+from core.settings import load_settings
 from core.store.base import AccessFilter, SearchQuery
 
 
@@ -114,3 +115,16 @@ def test_keyword_search_sees_documents_added_by_a_later_sync(synced_app: App, kb
     synced_app.sync_engine.sync(synced_app.connector("handbook"))
     after = synced_app.store.search(SearchQuery("Zorblatt", vector, limit=3, alpha=0.0), AccessFilter())
     assert all(hit.chunk.document_id != "it/printers.md" for hit in after)
+
+
+def test_making_a_source_private_takes_effect_on_the_next_sync(synced_app: App, write_config) -> None:
+    from tests.conftest import BASE_CONFIG
+
+    private = App(
+        load_settings(write_config(BASE_CONFIG.replace("public = true", "public = false")), environ={})
+    )
+    private.embedder = synced_app.embedder
+    report = private.sync_engine.sync(private.connector("handbook"))
+    assert report.updated >= 25  # every document re-written with its new readers
+    assert _search(private, "WireGuard VPN", 10) == []  # nobody without a grant sees them now
+    private.redis.shutdown(nosave=True)
