@@ -106,6 +106,21 @@ class _CachedEmbeddings(Embeddings):
 _VECTORS: dict[str, list[float]] = {}
 
 
+class CountingEmbedder:
+    """Wraps an embedder and counts the texts it is asked to embed (not queries)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.texts = 0
+
+    def embed_documents(self, texts):
+        self.texts += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
+
 @pytest.fixture
 def openai_server():
     """A local OpenAI-compatible endpoint; see tests/fakes/openai_server.py."""

@@ -19,7 +19,7 @@ from core.documents import Document, LoadFailure
 from core.errors import ConfigError, SourceError
 from core.settings import ConnectorSettings, load_settings
 from core.store.base import AccessFilter, SearchQuery
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import BASE_CONFIG, CountingEmbedder, _CachedEmbeddings, stop_embedded_redis
 
 NAV = "Navmenu Quokka"
 FOOTER = "Footer Wombat copyright notice"
@@ -209,19 +209,6 @@ def make_app(
 @pytest.fixture
 def crawl_app(site: Site, make_app: Callable[..., App]) -> App:
     return make_app(f'start_url = "{site.base}/"')
-
-
-class CountingEmbedder:
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.texts = 0
-
-    def embed_documents(self, texts):
-        self.texts += len(texts)
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text):
-        return self.inner.embed_query(text)
 
 
 CRAWLED = ("/", "/guide/install.html", "/faq.html", "/flaky.html", "/deep.html")

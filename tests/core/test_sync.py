@@ -8,21 +8,7 @@ from core.app import App
 from core.errors import SourceError
 from core.settings import load_settings
 from core.store.base import AccessFilter, SearchQuery
-
-
-class CountingEmbedder:
-    """Wraps the real embedder and counts what it is asked to embed."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.texts = 0
-
-    def embed_documents(self, texts):
-        self.texts += len(texts)
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text):
-        return self.inner.embed_query(text)
+from tests.conftest import BASE_CONFIG, CountingEmbedder
 
 
 def _search(app: App, text: str, limit: int = 3):
@@ -118,8 +104,6 @@ def test_keyword_search_sees_documents_added_by_a_later_sync(synced_app: App, kb
 
 
 def test_making_a_source_private_takes_effect_on_the_next_sync(synced_app: App, write_config) -> None:
-    from tests.conftest import BASE_CONFIG
-
     private = App(
         load_settings(write_config(BASE_CONFIG.replace("public = true", "public = false")), environ={})
     )
