@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.answers import Answer, AnswerEvent, Done, Token
+from core.safety import strip_fence_echo
 from core.sync import Progress as SyncProgress
 from core.sync_status import SyncReport
 
@@ -35,7 +36,7 @@ def render_stream(events: Iterator[AnswerEvent]) -> Answer:
             answer = event.answer
     out.print()
     assert answer is not None  # the assistant always ends with Done
-    if answer.text != "".join(streamed).strip():
+    if " ".join(answer.text.split()) != " ".join(strip_fence_echo("".join(streamed)).split()):
         # The final answer differs from the draft (repeats cut, or figures not in the sources).
         out.print("\n[bold]Checked against the sources:[/bold]")
         out.print(answer.text, markup=False)

@@ -26,14 +26,13 @@ from core.grounding import is_looping, quoted_answer, ungrounded_numbers, withou
 from core.history import ConversationHistory, Turn
 from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
 from core.retriever import StoreRetriever
-from core.safety import fence_marker, neutralize_instructions
+from core.safety import FenceEchoFilter, fence_marker, neutralize_instructions, strip_fence_echo
 from core.settings import AssistantSettings, RetrievalSettings
 from core.store.base import AccessFilter, SearchHit, VectorStore
 
 log = logging.getLogger(__name__)
 
 _CITATION = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
-_FENCE_ECHO = re.compile(r"</?data-[0-9a-f]*>")  # small models sometimes echo the context markers
 _ABSTAIN_HINTS = ("don't cover", "do not cover", "doesn't cover", "does not cover", "not covered")
 # Reserve for the template's own words and the chat format's special tokens.
 _PROMPT_OVERHEAD_TOKENS = 64
@@ -147,9 +146,10 @@ class Assistant:
         messages, used = self._prompt(mode, model, text, turns, hits)
         clock.lap("prompt")
         pieces: list[str] = []
+        echo = FenceEchoFilter()
         with model_errors(model.name):
             for chunk in model.runnable.stream(messages):
-                piece = str(chunk.content)
+                piece = echo.feed(str(chunk.content))
                 if piece:
                     if not pieces:
                         clock.lap("first_token")
@@ -158,6 +158,9 @@ class Assistant:
                     if piece.endswith((".", "\n")) and is_looping("".join(pieces)):
                         log.info("model %s repeats itself; stopping generation", model.name)
                         break
+        if tail := echo.flush():
+            pieces.append(tail)
+            yield Token(tail)
         clock.lap("generate")
         answer = self._finish(without_repeats("".join(pieces)), used, mode, model, standalone, clock)
         self._remember(question, text, answer)
@@ -308,7 +311,7 @@ class Assistant:
     def _finish(
         self, text: str, used: list[SearchHit], mode: Mode, model: ChatModel, standalone: str, clock: _Clock
     ) -> Answer:
-        text = _FENCE_ECHO.sub("", text).strip()
+        text = strip_fence_echo(text)
         text = _drop_invalid_citations(text, len(used)) if used else text
         passages = [hit.chunk.text for hit in used]
         if used and ungrounded_numbers(text, passages):

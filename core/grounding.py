@@ -72,10 +72,14 @@ def _units(text: str) -> list[str]:
     return [u.strip() for u in _SENTENCE_SPLIT.split(text) if u.strip()]
 
 
+# Loops often vary their tails ("... business commutes" / "... business comm"); compare heads.
+_LOOP_PREFIX_CHARS = 60
+
+
 def is_looping(text: str, times: int = 3) -> bool:
-    """True once any sentence of some length has been said ``times`` times: the model is stuck."""
-    units = [u for u in _units(text) if len(u) >= 12]
-    return any(units.count(u) >= times for u in set(units))
+    """True once a sentence (by its first words) has been said ``times`` times: the model is stuck."""
+    heads = [u.lower()[:_LOOP_PREFIX_CHARS] for u in _units(text) if len(u) >= 12]
+    return any(heads.count(head) >= times for head in set(heads))
 
 
 def without_repeats(text: str) -> str:

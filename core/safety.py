@@ -45,6 +45,50 @@ def neutralize_instructions(text: str) -> tuple[str, int]:
     return "".join(pieces), removed
 
 
+_FENCE_ECHO = re.compile(r"</?data-[0-9a-f]*>")
+
+
+def strip_fence_echo(text: str) -> str:
+    """Remove context markers a small model copied into its answer."""
+    return _FENCE_ECHO.sub("", text).strip()
+
+
+class FenceEchoFilter:
+    """Drops context markers from a token stream, holding back only a possible marker's start."""
+
+    _STARTS = ("<data-", "</data-")
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        self._pending += piece
+        shown = ""
+        while self._pending:
+            start = self._pending.find("<")
+            if start < 0:
+                shown, self._pending = shown + self._pending, ""
+                break
+            shown, self._pending = shown + self._pending[:start], self._pending[start:]
+            match = _FENCE_ECHO.match(self._pending)
+            if match:
+                self._pending = self._pending[match.end() :]
+                continue
+            if self._could_become_marker(self._pending):
+                break  # wait for more tokens
+            shown, self._pending = shown + self._pending[0], self._pending[1:]
+        return shown
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return strip_fence_echo(rest) if _FENCE_ECHO.search(rest) else rest
+
+    def _could_become_marker(self, text: str) -> bool:
+        if any(start.startswith(text) for start in self._STARTS):
+            return True  # "<", "<da", "</data-" ...
+        return any(text.startswith(start) for start in self._STARTS) and ">" not in text and len(text) < 32
+
+
 def fence_marker() -> str:
     """A marker no document can guess, so none can fake the end of its block."""
     return secrets.token_hex(4)

@@ -45,3 +45,30 @@ def test_repeats_are_dropped_but_layout_and_code_survive() -> None:
     assert is_looping(looping) and without_repeats(looping) == "Badges cost EUR 25 to replace."
     layout = "Steps:\n\n1. Open the portal.\n2. Generate a config.\n\n```\nmake\nmake\n```\nDone."
     assert without_repeats(layout) == layout
+
+
+def test_a_loop_with_varying_tails_is_caught() -> None:
+    from core.grounding import is_looping
+
+    line = "* 20 extra-statutory days for employees who work more than two hours per week, and also {}"
+    text = "\n".join(line.format(tail) for tail in ("abroad.", "when they travel.", "during commutes"))
+    assert is_looping(text)
+    assert not is_looping("Employees get 27 days.\nPart-time staff get them pro rata.\nDays roll over.")
+
+
+def test_context_markers_echoed_by_the_model_never_reach_the_user() -> None:
+    from core.safety import FenceEchoFilter
+
+    pieces = [
+        "Twenty",
+        "-seven days [1].",
+        "\n<da",
+        "ta-3f9a",
+        "c1>",
+        "More < less",
+        " and <b>bold</b>",
+        "</data-3f9ac1>",
+    ]
+    stream = FenceEchoFilter()
+    shown = "".join(stream.feed(p) for p in pieces) + stream.flush()
+    assert shown == "Twenty-seven days [1].\nMore < less and <b>bold</b>"
