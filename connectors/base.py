@@ -15,6 +15,7 @@ then diffs by content hash.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from fnmatch import fnmatch
 from typing import Protocol, runtime_checkable
 
 from core.documents import Document, DocumentRef, LoadFailure
@@ -42,3 +43,13 @@ class ListsRefs(Protocol):
 @runtime_checkable
 class LoadsAll(Protocol):
     def load_all(self) -> Iterator[Batch]: ...
+
+
+def path_wanted(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether a source-relative path passes the include and exclude globs."""
+
+    def matches(patterns: Sequence[str]) -> bool:
+        # "**/*.md" should also match "top.md" at the root, as users expect.
+        return any(fnmatch(relative, p) or fnmatch(relative, p.removeprefix("**/")) for p in patterns)
+
+    return matches(include) and not matches(exclude)

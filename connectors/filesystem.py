@@ -7,10 +7,9 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fnmatch import fnmatch
 from pathlib import Path
 
-from connectors.base import Batch
+from connectors.base import Batch, path_wanted
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
@@ -36,11 +35,7 @@ class FilesystemConnector:
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> FilesystemConnector:
         # data_dir is unused: the files are their own state.
-        options = settings.options()
-        unknown = set(options) - {"path", "include", "exclude"}
-        if unknown:
-            msg = f"unknown option(s) {sorted(unknown)} for a filesystem source"
-            raise ValueError(msg)
+        options = settings.options({"path", "include", "exclude"})
         if "path" not in options:
             msg = "'path' is required for a filesystem source"
             raise ValueError(msg)
@@ -55,13 +50,6 @@ class FilesystemConnector:
     def describe(self) -> str:
         return f"files under {self.root}"
 
-    def _wanted(self, relative: str) -> bool:
-        def matches(patterns: tuple[str, ...]) -> bool:
-            # "**/*.md" should also match "top.md" at the root, as users expect.
-            return any(fnmatch(relative, p) or fnmatch(relative, p.removeprefix("**/")) for p in patterns)
-
-        return matches(self.include) and not matches(self.exclude)
-
     def _files(self) -> Iterator[Path]:
         if not self.root.is_dir():
             msg = f"source {self.name!r}: directory {self.root} does not exist"
@@ -70,7 +58,11 @@ class FilesystemConnector:
             relative = path.relative_to(self.root).as_posix()
             if any(part.startswith(".") for part in path.relative_to(self.root).parts):
                 continue
-            if path.is_file() and path.suffix.lower() in PARSERS and self._wanted(relative):
+            if (
+                path.is_file()
+                and path.suffix.lower() in PARSERS
+                and path_wanted(relative, self.include, self.exclude)
+            ):
                 yield path
 
     def list_refs(self) -> Iterator[DocumentRef]:

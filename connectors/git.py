@@ -23,12 +23,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import IO
 from urllib.parse import quote
 
-from connectors.base import Batch
+from connectors.base import Batch, path_wanted
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
@@ -120,11 +119,7 @@ class GitConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GitConnector:
-        options = settings.options()
-        unknown = set(options) - OPTIONS
-        if unknown:
-            msg = f"unknown option(s) {sorted(unknown)} for a git source (known: {sorted(OPTIONS)})"
-            raise ValueError(msg)
+        options = settings.options(OPTIONS)
         repo = _string(options, "repo")
         if repo is None:
             msg = "'repo' is required for a git source (a local path or a clone URL)"
@@ -331,15 +326,11 @@ class GitConnector:
     # -- listing -------------------------------------------------------------------------
 
     def _wanted(self, relative: str) -> bool:
-        def matches(patterns: tuple[str, ...]) -> bool:
-            # "**/*.md" should also match "top.md" at the root, as users expect.
-            return any(fnmatch(relative, p) or fnmatch(relative, p.removeprefix("**/")) for p in patterns)
-
         if any(part.startswith(".") for part in relative.split("/")):
             return False  # .github/, .gitlab/ templates and the like, as hidden files on disk
         if PurePosixPath(relative).suffix.lower() not in PARSERS:
             return False
-        return matches(self.include) and not matches(self.exclude)
+        return path_wanted(relative, self.include, self.exclude)
 
     def list_refs(self) -> Iterator[DocumentRef]:
         head = self._head = self._resolve_head()

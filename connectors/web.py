@@ -302,11 +302,7 @@ class WebConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> WebConnector:
-        options = settings.options()
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            msg = f"unknown option(s) {sorted(unknown)} for a web source"
-            raise ValueError(msg)
+        options = settings.options(_OPTIONS)
         start_url = _url_option(options, "start_url")
         sitemap = _url_option(options, "sitemap")
         if not start_url and not sitemap:

@@ -135,8 +135,15 @@ class ConnectorSettings(BaseModel):
             raise ValueError(msg)
         return value
 
-    def options(self) -> dict[str, object]:
-        return dict(self.model_extra or {})
+    def options(self, allowed: set[str] | frozenset[str] | None = None) -> dict[str, object]:
+        """This source's own options; with ``allowed``, any other key is a ValueError."""
+        options = dict(self.model_extra or {})
+        unknown = set(options) - set(allowed) if allowed is not None else set()
+        if unknown:
+            known = sorted(allowed or ())
+            msg = f"unknown option(s) {sorted(unknown)} for a {self.type} source (known: {known})"
+            raise ValueError(msg)
+        return options
 
 
 class Settings(_Strict):
