@@ -10,6 +10,14 @@ small protocols, in the manner of Onyx's connectors:
 
 Sources that can only be read whole implement ``load_all`` instead; the engine
 then diffs by content hash.
+
+SaaS sources (Confluence, Notion, GitHub, Drive, Slack) implement ``PollsChanges``:
+
+- ``poll(cursor)``  what changed since an opaque cursor (usually a modified time),
+  oldest change first, in batches; each batch comes with the cursor to resume
+  after it. The engine saves that cursor only once the batch is indexed, so a
+  sync killed midway resumes there: nothing lost, nothing indexed twice.
+- ``list_ids()``    the id of every document that exists now, for pruning.
 """
 
 from __future__ import annotations
@@ -43,6 +51,17 @@ class ListsRefs(Protocol):
 @runtime_checkable
 class LoadsAll(Protocol):
     def load_all(self) -> Iterator[Batch]: ...
+
+
+@runtime_checkable
+class PollsChanges(Protocol):
+    def poll(self, cursor: str | None) -> Iterator[tuple[Batch, str]]:
+        """Documents changed since ``cursor`` (None: all of them), each batch with its resume cursor."""
+        ...
+
+    def list_ids(self) -> Iterator[str]:
+        """Every document id that exists in the source now; no bodies are read."""
+        ...
 
 
 def path_wanted(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
