@@ -75,6 +75,13 @@ class VectorStore(Protocol):
 
     def count(self, source: str | None = None) -> int: ...
 
+    def chunks(self, access: AccessFilter, limit: int | None = None) -> list[Chunk]:
+        """Indexed chunks the filter admits, in a stable order (source, document, position).
+
+        For work over the whole index, such as writing fine-tuning data from it.
+        """
+        ...
+
     def finish_sync(self) -> None:
         """Called once after a sync wrote; stores refresh their full-text index here."""
         ...

@@ -211,6 +211,12 @@ class LanceDBStore:
             documents[document_id] = IndexedDocument(version, digest, (known.chunks if known else 0) + 1, acl)
         return documents
 
+    def chunks(self, access: AccessFilter, limit: int | None = None) -> list[Chunk]:
+        columns = [c for c in _RESULT_COLUMNS if c != "vector"]
+        rows = self._scan(columns, access_sql(access)).to_pylist()
+        rows.sort(key=lambda row: (row["source"], row["document_id"], row["position"]))
+        return [_chunk(row) for row in rows[:limit]]
+
     def count(self, source: str | None = None) -> int:
         return self._table.count_rows(f"source = {sql_string(source)}" if source else None)
 

@@ -113,3 +113,17 @@ def test_access_filter_is_applied_inside_the_query(store: VectorStore) -> None:
 def test_empty_store_answers_nothing(store: VectorStore) -> None:
     assert _search(store, "anything", [1, 0, 0, 0]) == []
     assert store.indexed_documents("kb") == {} and store.count() == 0
+
+
+def test_chunks_lists_what_the_filter_admits_in_a_stable_order(store: VectorStore) -> None:
+    secret = Acl(public=False, principals=frozenset({"group:hr"}))
+    store.upsert(
+        [_chunk("b.md", 1, "b one"), _chunk("b.md", 0, "b zero"), _chunk("a.md", 0, "a zero", acl=secret)],
+        [[1, 0, 0, 0]] * 3,
+    )
+    assert [(c.document_id, c.position) for c in store.chunks(AccessFilter())] == [("b.md", 0), ("b.md", 1)]
+    everything = store.chunks(AccessFilter(frozenset({"group:hr"})))
+    assert [(c.document_id, c.position) for c in everything] == [("a.md", 0), ("b.md", 0), ("b.md", 1)]
+    assert everything[0].acl == secret and everything[0].text == "a zero"
+    assert store.chunks(AccessFilter(sources=frozenset())) == []
+    assert len(store.chunks(AccessFilter(frozenset({"group:hr"})), limit=2)) == 2
