@@ -244,6 +244,12 @@ def eval_retrieval(
         render_retrieval_table(scores)
 
 
+from bot.finetune_cli import finetune, serve_model  # noqa: E402 - grouped with its commands
+
+app.add_typer(finetune, name="finetune")
+app.command("serve-model")(serve_model)
+
+
 @app.command()
 def demo() -> None:
     """Sync the bundled handbook, answer a sample question, then open a chat (in a terminal)."""

@@ -1,0 +1,188 @@
+"""`archivist finetune dataset|run` and `archivist serve-model`: the training side of fine-tuning.
+
+Imported by bot/cli.py, which owns the error boundary; the heavy libraries load
+only inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.console import err, out
+from core.errors import ConfigError, InputError
+
+finetune = typer.Typer(help="Build fine-tuning data and fine-tune chat models.", no_args_is_help=True)
+REJECTS_SHOWN = 15  # the rest are in rejects.jsonl
+
+
+def _app():  # noqa: ANN202 - the CLI's composition root, imported late so --help stays fast
+    from bot.cli import _app as app
+
+    return app()
+
+
+def _say(line: str) -> None:
+    out.print(line, markup=False, highlight=False)
+
+
+@finetune.command("dataset")
+def dataset(
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Directory to write (default: DATA_DIR/finetune/dataset).")
+    ] = None,
+    generate: Annotated[
+        int, typer.Option(help="Also write up to N question/answer pairs from the indexed documents.")
+    ] = 0,
+    max_tokens: Annotated[int, typer.Option(help="Reject rows longer than this many tokens.")] = 2048,
+    seed: Annotated[int, typer.Option(help="Which passages generation samples.")] = 0,
+    validation_percent: Annotated[int, typer.Option(help="Share of questions held out for validation.")] = 10,
+    eval_percent: Annotated[int, typer.Option(help="Share of questions held out for evaluation.")] = 10,
+    principal: Annotated[
+        list[str], typer.Option(help="Also use documents these principals may read (repeatable).")
+    ] = [],  # noqa: B006
+) -> None:
+    """Chat-format JSONL (train, validation, eval) from answers rated 👍 and from the documents."""
+    from core.finetune.collect import DatasetOptions, build_dataset
+
+    if generate < 0 or max_tokens < 16:
+        msg = "--generate must be ≥ 0 and --max-tokens ≥ 16"
+        raise InputError(msg)
+    application = _app()
+    directory = out_dir or application.settings.data_dir / "finetune" / "dataset"
+    options = DatasetOptions(
+        directory, generate, max_tokens, seed, validation_percent, eval_percent, frozenset(principal)
+    )
+
+    def progress(tried: int, budget: int, accepted: int) -> None:
+        if tried == 1 or tried % 5 == 0 or tried == budget:
+            err.print(f"generating: {tried}/{budget} passages read, {accepted} pairs kept", markup=False)
+
+    report = build_dataset(application, options, progress)
+    counts = report.counts
+    _say(f"Dataset written to {report.directory}")
+    _say(f"  train {counts['train']} · validation {counts['validation']} · eval {counts['eval']} rows")
+    origins = ", ".join(f"{kind} {count}" for kind, count in sorted(report.origins.items()))
+    _say(f"  from: {origins}")
+    _say(f"  rejected {len(report.rejected)}" + (":" if report.rejected else ""))
+    for rejection in report.rejected[:REJECTS_SHOWN]:
+        _say(f"    {rejection.origin}: {rejection.reason}")
+    if len(report.rejected) > REJECTS_SHOWN:
+        _say(f"    … and {len(report.rejected) - REJECTS_SHOWN} more in {report.directory / 'rejects.jsonl'}")
+    _say(f"  training data sha256 {report.training_data_hash}")
+    _say(f"  tokens counted with {report.tokenizer}")
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", markup=False)
+
+
+@finetune.command("run")
+def run(
+    provider: Annotated[str, typer.Option(help="openai (a hosted job) or local (LoRA with PEFT).")],
+    dataset_dir: Annotated[Path, typer.Option("--dataset", help="A directory `finetune dataset` wrote.")],
+    name: Annotated[str, typer.Option(help="Register the model under this name.")] = "",
+    base_model: Annotated[
+        str, typer.Option(help="openai: the model to fine-tune.")
+    ] = "gpt-4o-mini-2024-07-18",
+    suffix: Annotated[str, typer.Option(help="openai: added to the fine-tuned model's name.")] = "archivist",
+    poll_s: Annotated[float, typer.Option(help="openai: seconds between status checks.")] = 30.0,
+    job: Annotated[str, typer.Option(help="openai: follow an existing job instead of creating one.")] = "",
+    base_url: Annotated[str, typer.Option(help="openai: API base URL (default: $OPENAI_BASE_URL).")] = "",
+    api_key_env: Annotated[
+        str, typer.Option(help="openai: variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    model: Annotated[str, typer.Option(help="local: a Hugging Face causal LM directory.")] = "",
+    epochs: Annotated[int, typer.Option(help="local: passes over the training rows.")] = 3,
+    lr: Annotated[float, typer.Option(help="local: peak learning rate.")] = 2e-4,
+    rank: Annotated[int, typer.Option(help="local: LoRA rank.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="local: rows per step.")] = 4,
+    max_length: Annotated[int, typer.Option(help="local: tokens kept per row.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed for shuffling and initialisation.")] = 0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="local: output directory (default: DATA_DIR/finetune/NAME).")
+    ] = None,
+) -> None:
+    """Fine-tune on a dataset and register the resulting model version."""
+    from core.finetune.dataset import load_dataset
+    from core.finetune.tokens import token_counter
+
+    if provider not in ("openai", "local"):
+        msg = f"--provider must be openai or local, not {provider!r}"
+        raise InputError(msg)
+    data = load_dataset(dataset_dir, token_counter())
+    application = _app()
+    if provider == "openai":
+        from core.finetune.openai_job import DEFAULT_BASE_URL, OpenAIFineTuning, run_openai_finetune
+
+        key = os.environ.get(api_key_env, "")
+        if not key:
+            msg = f"set {api_key_env} to the fine-tuning API's key (or name another variable: --api-key-env)"
+            raise ConfigError(msg)
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        tuner = OpenAIFineTuning(url, key, api_key_env)
+        version = run_openai_finetune(
+            data,
+            tuner,
+            application.model_registry,
+            _say,
+            base_model=base_model,
+            suffix=suffix,
+            poll_s=poll_s,
+            seed=seed,
+            name=name,
+            job_id=job,
+        )
+        _say(f"registered {version.name} (model {version.model} at {version.base_url})")
+        _say(f'use it: [models.finetuned] provider = "openai", base_url = "{version.base_url}"')
+        _say(f'                           model = "{version.model}"')
+        return
+    if not model:
+        msg = "--provider local needs --model: a local Hugging Face causal LM directory"
+        raise InputError(msg)
+    from core.finetune.local_lora import LoraOptions, run_local_finetune
+
+    label = name or f"{Path(model).name}-lora-{data.training_data_hash[:8]}"
+    target = out_dir or application.settings.data_dir / "finetune" / label
+    options = LoraOptions(epochs, lr, rank, 2 * rank, 0.05, batch_size, max_length, seed)
+    registry = application.model_registry
+    version, result = run_local_finetune(model, data, target, options, registry, _say, label)
+    _say(f"adapter: {result.adapter_dir}")
+    _say(f"merged model: {result.merged_dir}")
+    _say(f"training loss by epoch: {', '.join(f'{loss:.4f}' for loss in result.epoch_losses)}")
+    _say(f"registered {version.name} (provider local, {result.seconds:.0f} s on {result.device})")
+    _say(f"serve it: archivist serve-model --model {result.merged_dir} --name {version.name}")
+
+
+def serve_model(
+    model: Annotated[Path, typer.Option(help="A merged model directory (finetune run --provider local).")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 serves the network.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="Model id clients ask for (default: the directory name).")] = "",
+    api_key_env: Annotated[
+        str, typer.Option(help="If set, clients must send the key held in this variable.")
+    ] = "",
+) -> None:
+    """Serve a local model through an OpenAI-compatible /v1/chat/completions endpoint."""
+    from core.finetune.model_server import ModelServer, open_model
+
+    key = os.environ.get(api_key_env, "") if api_key_env else ""
+    if api_key_env and not key:
+        msg = f"--api-key-env names {api_key_env}, which is not set"
+        raise ConfigError(msg)
+    loaded = open_model(model, name)
+    try:
+        server = ModelServer(loaded, host, port, key)
+    except OSError as exc:
+        msg = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise InputError(msg) from exc
+    _say(f"serving {loaded.name} on {loaded.device} at {server.base_url}")
+    _say(
+        f'point the bots at it: [models.finetuned] provider = "openai", base_url = "{server.base_url}", '
+        f'model = "{loaded.name}"' + (f', api_key_env = "{api_key_env}"' if api_key_env else "")
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        _say("stopped")
