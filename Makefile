@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast typecheck bench lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,8 +20,12 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/archivist demo
 
-test: install
+test: install typecheck
 	$(PY) -m pytest
+
+# The Weaviate backend against weaviate-client's own types; files and flags in pyproject.toml.
+typecheck: install
+	$(PY) -m mypy
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"

@@ -19,7 +19,7 @@ from core.assistant import Assistant
 from core.chat_models import ChatModel, build_chat_model
 from core.chunking import ChunkingOptions
 from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings
-from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
+from core.errors import ServiceUnavailable, UnknownSourceError
 from core.feedback import FeedbackStore
 from core.history import ConversationHistory
 from core.model_registry import ModelRegistry
@@ -28,6 +28,8 @@ from core.settings import Settings
 from core.store.base import VectorStore
 
 if TYPE_CHECKING:
+    from weaviate import WeaviateClient
+
     from core.job_queue import SyncJobQueue
 from core.sync import SyncEngine
 from core.sync_service import SyncService
@@ -54,14 +56,34 @@ class App:
         return build_embeddings(self.settings.embeddings)
 
     @cached_property
+    def weaviate(self) -> WeaviateClient:
+        """One checked connection per process, closed when the process exits."""
+        import atexit
+
+        from core.store.weaviate_connect import connect as connect_weaviate
+
+        client = connect_weaviate(self.settings)
+        atexit.register(client.close)
+        return client
+
+    @cached_property
     def store(self) -> VectorStore:
         return self.build_store(self.settings.data_dir / "lancedb", self.settings.store.table)
 
     def build_store(self, directory: Path, table: str) -> VectorStore:
         """A store of the configured backend; evaluation builds throwaway ones."""
         if self.settings.store.backend == "weaviate":
-            msg = "store.backend = 'weaviate' is not available yet in this build; use 'lancedb'"
-            raise ConfigError(msg)
+            from core.store.weaviate_store import WeaviateStore
+
+            store = self.settings.store
+            return WeaviateStore(
+                self.weaviate,
+                table,
+                self.embedder.dimensions,
+                tenant=store.tenant or None,
+                vectorizer=store.weaviate_vectorizer or None,
+                fusion=store.fusion,
+            )
         from core.store.lancedb_store import LanceDBStore
 
         return LanceDBStore(directory, self.embedder.dimensions, table)

@@ -42,6 +42,16 @@ class StoreSettings(_Strict):
     backend: Literal["lancedb", "weaviate"] = "lancedb"
     table: str = "chunks"
     weaviate_url: str = ""
+    # Weaviate only. WEAVIATE_URL sets weaviate_url; the API key (Weaviate Cloud, or a cluster
+    # with API-key auth) is read from the variable named here.
+    weaviate_api_key_env: str = "WEAVIATE_API_KEY"
+    weaviate_grpc_port: Annotated[int, Field(ge=1, le=65535)] = 50051
+    weaviate_embedded: bool = False  # start Weaviate in-process (downloads its binary on first use)
+    # A Weaviate vectorizer module ("text2vec-openai", ...) instead of Archivist's embedder.
+    weaviate_vectorizer: str = ""
+    fusion: Literal["relative_score", "ranked"] = "relative_score"  # how Weaviate fuses hybrid results
+    # Multi-tenancy: this workspace's tenant in a multi-tenant collection; empty means off.
+    tenant: Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]{1,64})?$")] = ""
 
 
 class EmbeddingSettings(_Strict):
