@@ -36,6 +36,7 @@ bench: install
 	$(PY) benchmarks/chat_memory.py
 	$(PY) benchmarks/sample_answers.py
 	$(PY) benchmarks/slack_ack.py
+	$(PY) benchmarks/store_backends.py
 
 lint: install
 	$(VENV)/bin/ruff check core connectors bot tests benchmarks
