@@ -76,15 +76,16 @@ def test_tenants_do_not_see_each_other(client, name: str) -> None:
 
 def test_an_older_collection_gains_the_missing_properties(client, name: str) -> None:
     from weaviate.classes.config import Configure
+    from weaviate.classes.data import DataObject
 
     from core.store.weaviate_schema import PROPERTIES
     from core.store.weaviate_store import WeaviateStore
 
     older = [p for p in PROPERTIES if p.name not in {"acl_public", "updated_at"}]
     client.collections.create(name, properties=older, vector_config=Configure.Vectors.self_provided())
-    client.collections.get(name).data.insert(
-        {"chunk_id": "kb:old.md#0", "document_id": "old.md", "source": "kb", "search_text": "old policy"},
-        vector={"default": [1.0, 0, 0, 0]},
+    old = {"chunk_id": "kb:old.md#0", "document_id": "old.md", "source": "kb", "search_text": "old policy"}
+    client.collections.get(name).data.insert_many(
+        [DataObject(properties=old, vector={"default": [1.0, 0, 0, 0]})]
     )
     store = WeaviateStore(client, name, 4)
     stored = {p.name for p in client.collections.get(name).config.get().properties}
