@@ -207,6 +207,8 @@ def _resolve_paths(raw: dict[str, object], base: Path) -> None:
         if not isinstance(table, dict):
             continue
         for key in ("path", "cache_dir", "repo"):
+            if key == "repo" and table.get("type") != "git":
+                continue  # a GitHub repo is "owner/name", not a path
             value = table.get(key)
             if isinstance(value, str) and value and not _REMOTE.match(value):
                 table[key] = str((base / Path(value).expanduser()).resolve())
