@@ -81,6 +81,7 @@ class FakeGitHub(FakeService):
     default_branch: str = "main"
     truncate_trees: bool = False
     commits: dict[str, Commit] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)  # every blob ever committed, by sha
     branches: dict[str, str] = field(default_factory=dict)
     issues: dict[int, Issue] = field(default_factory=dict)
     discussions: dict[int, Discussion] = field(default_factory=dict)
@@ -105,6 +106,7 @@ class FakeGitHub(FakeService):
                 files.pop(path, None)
             else:
                 files[path] = content.encode() if isinstance(content, str) else content
+                self.blobs[blob_sha(files[path])] = files[path]
         date = self.tick()
         sha = hashlib.sha1(f"{parent}:{sorted(files.items())}:{date}".encode()).hexdigest()  # noqa: S324
         self.commits[sha] = Commit(sha, files, date, parent)
@@ -258,15 +260,8 @@ class FakeGitHub(FakeService):
                 }
         return json_response(200, {"sha": sha, "tree": list(entries.values()), "truncated": False})
 
-    def _find_blob(self, sha: str) -> bytes | None:
-        for commit in self.commits.values():
-            for content in commit.files.values():
-                if blob_sha(content) == sha:
-                    return content
-        return None
-
     def _blob(self, request: Request, sha: str) -> Response:
-        content = self._find_blob(sha)
+        content = self.blobs.get(sha)
         if content is None:
             return json_response(404, {"message": "Not Found"})
         encoded = base64.encodebytes(content).decode()  # GitHub wraps base64 at 60 characters

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -69,8 +70,9 @@ class QueryError(ValueError):
     pass
 
 
-def _tokens(q: str) -> list[str]:
-    return re.findall(r"'(?:[^'\\]|\\.)*'|\(|\)|>=|<=|!=|=|<|>|[A-Za-z_]+", q)
+@functools.lru_cache(maxsize=256)
+def _tokens(q: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"'(?:[^'\\]|\\.)*'|\(|\)|>=|<=|!=|=|<|>|[A-Za-z_]+", q))
 
 
 def matches(q: str, file: DriveFile) -> bool:

@@ -103,6 +103,9 @@ class FakeService:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real services; every answer has a length
+            disable_nagle_algorithm = True  # headers and body are two writes: don't wait 40 ms between
+
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 

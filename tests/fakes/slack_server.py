@@ -43,6 +43,8 @@ class FakeSlack(FakeService):
     token: str = TOKEN
     channels: dict[str, Channel] = field(default_factory=dict)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    threads: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)  # replies by thread
+    by_ts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # method -> Slack error code to answer
     broken_threads: set[str] = field(default_factory=set)  # thread ts whose replies answer fatal_error
@@ -81,7 +83,9 @@ class FakeSlack(FakeService):
             message["user"] = user
         if thread_ts:
             message["thread_ts"] = thread_ts
+            self.threads.setdefault((channel, thread_ts), []).append(message)
         self.messages[channel].append(message)
+        self.by_ts[(channel, ts)] = message
         return ts
 
     def edit(self, channel: str, ts: str, text: str) -> None:
@@ -99,6 +103,7 @@ class FakeSlack(FakeService):
             )
         else:
             self.messages[channel].remove(message)
+            del self.by_ts[(channel, ts)]
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -171,11 +176,10 @@ class FakeSlack(FakeService):
         return self._paged(params, [*channel.members, BOT_USER], "members")
 
     def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
-        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+        return self.by_ts.get((channel, ts))
 
     def _replies(self, channel: str, ts: str) -> list[dict[str, Any]]:
-        replies = [m for m in self.messages.get(channel, []) if m.get("thread_ts") == ts and m["ts"] != ts]
-        return sorted(replies, key=lambda m: float(m["ts"]))
+        return sorted(self.threads.get((channel, ts), []), key=lambda m: float(m["ts"]))
 
     def _with_thread_fields(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         replies = self._replies(channel, message["ts"])
