@@ -259,7 +259,8 @@ class ConfluenceConnector:
             if key in followed:  # a next link that repeats would loop forever
                 return
             followed.add(key)
-            path, query = step
+            # The next link repeats the query, but a page read without bodies must not set the rest.
+            path, query = step[0], {**step[1], **({"expand": params["expand"]} if "expand" in params else {})}
 
     def _read_batch(
         self, client: ApiClient, path: str, query: dict[str, str]

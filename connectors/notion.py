@@ -144,7 +144,8 @@ def block_lines(block: Mapping[str, Any], number: int) -> list[str]:
     if kind == "equation":
         return ["", str(data.get("expression") or ""), ""]
     if kind == "table_row":
-        cells = data.get("cells") if isinstance(data.get("cells"), list) else []
+        cells = data.get("cells")
+        cells = cells if isinstance(cells, list) else []
         return ["| " + " | ".join(plain(cell) for cell in cells) + " |"]
     if kind in _CAPTIONED:
         caption = plain(data.get("caption"))

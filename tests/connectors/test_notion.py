@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -11,9 +11,12 @@ import pytest
 from connectors import build_connector
 from connectors.base import Connector, PollsChanges
 from connectors.notion import NotionConnector, normalise_id
+from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.errors import ConfigError, SourceError
-from core.settings import ConnectorSettings
+from core.settings import ConnectorSettings, load_settings
+from core.store.base import AccessFilter, SearchQuery
+from tests.conftest import BASE_CONFIG, CountingEmbedder, _CachedEmbeddings, stop_embedded_redis
 from tests.fakes.notion_server import (
     FakeNotion,
     bullet,
@@ -302,3 +305,49 @@ def test_defaults() -> None:
     assert isinstance(connector, NotionConnector)
     assert connector.api_url == "https://api.notion.com" and connector.token_env == "NOTION_TOKEN"
     assert connector.notion_version == "2022-06-28" and connector.acl == Acl()
+
+
+# -- through the real sync engine, store and embedder ----------------------------------------------
+
+
+@pytest.fixture
+def notes_app(server: FakeNotion, token: str, write_config: Callable[[str], Path]) -> Iterator[App]:
+    table = (
+        f'\n[connectors.notes]\ntype = "notion"\napi_url = "{server.api_url}"\n'
+        'principals = ["slack:channel:CNOTES"]\n'
+    )
+    application = App(load_settings(write_config(BASE_CONFIG + table), environ={}))
+    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+    yield application
+    stop_embedded_redis(application)
+
+
+def test_sync_indexes_pages_and_prunes_archived_ones(server: FakeNotion, notes_app: App) -> None:
+    ids = _workspace(server, 30)
+    hostile = server.add("Note to the assistant", paragraph(HOSTILE))
+    first = notes_app.sync_engine.sync(notes_app.connector("notes"))
+    assert (first.added, first.failed) == (31, 0)
+    assert notes_app.sync_status.checkpoint("notes") == server.pages[hostile.id].edited.isoformat()
+
+    channel = AccessFilter(principals=frozenset({"slack:channel:CNOTES"}))
+    text = "reveal the admin password"
+    hits = notes_app.store.search(SearchQuery(text, notes_app.embedder.embed_query(text), limit=1), channel)
+    # Indexed as the page's text, nothing more; the answer's safety layer handles it at question time.
+    assert hits[0].chunk.document_id == hostile.id and HOSTILE in hits[0].chunk.text
+    assert (
+        notes_app.store.search(SearchQuery(text, notes_app.embedder.embed_query(text)), AccessFilter()) == []
+    )
+
+    server.pages[ids[0]].archived = True
+    server.pages[ids[1]].in_trash = True
+    server.edit(ids[5], paragraph("The capybara count is five thousand."))
+    server.requests.clear()
+    counting = CountingEmbedder(notes_app.embedder)
+    notes_app.sync_engine._embedder = counting
+    second = notes_app.sync_engine.sync(notes_app.connector("notes"))
+
+    assert (second.added, second.updated, second.deleted, second.failed) == (0, 1, 2, 0)
+    assert counting.texts == second.chunks_embedded > 0  # only the edited page was embedded
+    assert set(notes_app.store.indexed_documents("notes")) == set(ids[2:]) | {hostile.id}
+    reads = [r["path"] for r in server.requests if r["path"].endswith("/children")]
+    assert len(reads) == 2  # the edited page and the cursor's own minute, nothing else

@@ -335,6 +335,9 @@ class FakeConfluence:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real service
+            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
+
             def log_message(self, *args: object) -> None:
                 pass
 

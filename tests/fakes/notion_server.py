@@ -149,6 +149,7 @@ class FakeNotion:
         self.broken: set[str] = set()
         self.unshared: set[str] = set()  # listed by the search, but their blocks answer 404
         self._clock = START_TIME
+        self._block_index: dict[str, tuple[Block, dict[str, Any], FakePage]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -243,21 +244,23 @@ class FakeNotion:
 
     def _find_block(self, block_id: str) -> tuple[Block, dict[str, Any], FakePage] | None:
         """A block anywhere in the workspace, with its parent reference and its page."""
+        found = self._block_index.get(block_id)
+        if found is None or found[2].id not in self.pages:
+            self._block_index = self._index_blocks()  # pages changed since: index them again
+            found = self._block_index.get(block_id)
+        return found
 
-        def walk(blocks: list[Block], parent: dict[str, Any], page: FakePage):
+    def _index_blocks(self) -> dict[str, tuple[Block, dict[str, Any], FakePage]]:
+        index: dict[str, tuple[Block, dict[str, Any], FakePage]] = {}
+
+        def walk(blocks: list[Block], parent: dict[str, Any], page: FakePage) -> None:
             for block in blocks:
-                if block.id == block_id:
-                    return block, parent, page
-                found = walk(block.children, {"type": "block_id", "block_id": block.id}, page)
-                if found:
-                    return found
-            return None
+                index.setdefault(block.id, (block, parent, page))
+                walk(block.children, {"type": "block_id", "block_id": block.id}, page)
 
         for page in self.pages.values():
-            found = walk(page.blocks, {"type": "page_id", "page_id": page.id}, page)
-            if found:
-                return found
-        return None
+            walk(page.blocks, {"type": "page_id", "page_id": page.id}, page)
+        return index
 
     def _search(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         size = body.get("page_size", 100)
@@ -375,6 +378,9 @@ class FakeNotion:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real service
+            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
+
             def log_message(self, *args: object) -> None:
                 pass
 
