@@ -1,184 +1,222 @@
-"""Documents per second of each SaaS connector's full poll, against its local fake service.
+"""Documents per second of the Confluence and Notion connectors' full poll, against local fakes.
 
-For each connector the fake (tests/fakes/) is filled with ``--items`` SciFact abstracts (as
-Markdown files, issues, discussions, Google Docs or Slack threads with two replies) and then,
-``--repeats`` times each, median reported:
+Each connector reads ``--pages`` pages (default 2,000, about 1 KB of text each) from the local
+server that stands in for its service in the tests (``tests/fakes/``), over loopback. What is
+timed is one full ``poll(None)``: every request, JSON decoding, the text conversion (Confluence
+storage XHTML, Notion blocks) and the Document values; then one ``list_ids()``. Nothing is
+embedded or indexed: the sync engine's own cost is measured by ``sync_throughput.py``.
 
-- full poll: ``poll(None)`` drained, every document read and parsed → docs/s, requests per doc;
-- unchanged poll: ``poll(cursor)`` right after, when nothing changed → seconds;
-- ``list_ids()`` (what the engine prunes by) → seconds.
+Baseline, measured in the same run: the same HTTP requests made with a bare ``httpx.Client``
+that only decodes the JSON (Confluence: the search pages with bodies; Notion: the search pages
+plus one block-children request per page). The ratio shows what the connector adds on top of
+the wire. Each figure is the median of ``--runs`` runs.
 
-Baseline, measured in the same run against the same server: bare keep-alive ``httpx`` GETs of
-a tiny answer (requests/s): the floor that HTTP on loopback plus the fake server cost here. The
-fake runs in this process, so both share one interpreter; against the real services, latency
-dominates and docs/s is about 1 / (requests per doc x round trip time).
+These are not figures for the real services: there the API's rate limits decide (Notion allows
+about 3 requests a second, one or more per page; Confluence returns 50 pages a request).
 
-    python benchmarks/saas_connectors.py [--items 2000] [--repeats 3]
+    python benchmarks/saas_connectors.py [--pages 2000] [--runs 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import tempfile
+import statistics
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
 import httpx
-from _common import median, scifact_corpus, write_result
 
-from connectors import build_connector
-from core.documents import Document
-from core.settings import ConnectorSettings
-from tests.fakes.github_server import TOKEN as GITHUB_TOKEN
-from tests.fakes.github_server import FakeGitHub
-from tests.fakes.google_drive_server import DOC, FakeDrive
-from tests.fakes.google_drive_server import TOKEN as DRIVE_TOKEN
-from tests.fakes.http_service import FakeService
-from tests.fakes.slack_server import TOKEN as SLACK_TOKEN
-from tests.fakes.slack_server import FakeSlack
+from connectors.confluence import ConfluenceConnector
+from connectors.notion import NotionConnector
+from core.documents import Acl, Document
+from tests.fakes.confluence_server import FakeConfluence
+from tests.fakes.notion_server import FakeNotion, bullet, heading, paragraph
 
-BASELINE_REQUESTS = 1000
+RESULTS = Path(__file__).resolve().parent / "results" / "saas_connectors.json"
+WORDS = (
+    "the deploy pipeline runs on every merge and the on-call engineer checks the dashboard before "
+    "rolling back a release that raises the error rate above the agreed threshold for ten minutes"
+).split()
 
 
-@dataclass
-class Scenario:
-    name: str
-    fake: FakeService
-    settings: ConnectorSettings
-    probe: Callable[[httpx.Client], httpx.Response]  # one cheap request, for the baseline
+def sentence(n: int, length: int = 30) -> str:
+    return " ".join(WORDS[(n + i) % len(WORDS)] for i in range(length)).capitalize() + "."
 
 
-def github_scenario(kind: str, rows: list[dict]) -> Scenario:
-    fake = FakeGitHub().start()
-    fake.commit({"README.md": "# Benchmark\n\nReadme."})
-    if kind == "files":
-        fake.commit(
-            {f"abstracts/{row['_id']}.md": f"# {row['title']}\n\n{row['text']}\n" for row in rows[:-1]}
+def timed(run: Callable[[], int]) -> tuple[float, int]:
+    start = time.perf_counter()
+    count = run()
+    return time.perf_counter() - start, count
+
+
+# -- Confluence ---------------------------------------------------------------------------------
+
+
+def confluence_site(pages: int) -> FakeConfluence:
+    site = FakeConfluence().start()
+    for n in range(pages):
+        body = (
+            f"<h2>Procedure {n}</h2><p>{sentence(n)}</p><ul><li>{sentence(n + 1, 12)}</li>"
+            f"<li>{sentence(n + 2, 12)}</li></ul><p>{sentence(n + 3)}</p>"
+            f"<h2>Owners</h2><p>{sentence(n + 4)}</p>"
         )
-    elif kind == "issues":
-        for row in rows:
-            fake.add_issue(row["title"], row["text"])
-    else:
-        for row in rows:
-            fake.add_discussion(row["title"], row["text"])
-    options = {"issues": kind == "issues", "discussions": kind == "discussions"}
-    if kind != "files":
-        options["include"] = ["no-such-file.md"]  # issues or discussions alone
-    settings = ConnectorSettings(type="github", repo="acme/handbook", api_url=fake.base_url, **options)
-    headers = {"Authorization": f"Bearer {GITHUB_TOKEN}"}
-    return Scenario(
-        f"github ({kind})", fake, settings, lambda c: c.get("/repos/acme/handbook", headers=headers)
-    )
+        site.add(f"Runbook {n}", body, read_groups=["sre"] if n % 10 == 0 else [])
+    return site
 
 
-def drive_scenario(rows: list[dict]) -> Scenario:
-    fake = FakeDrive().start()
-    anyone = [{"id": "anyoneWithLink", "type": "anyone", "role": "reader"}]
-    for row in rows:
-        fake.add(row["title"][:100], DOC, f"<h1>{row['title']}</h1><p>{row['text']}</p>", permissions=anyone)
-    settings = ConnectorSettings(type="google_drive", api_url=fake.base_url)
-    first = next(iter(fake.files))
-    headers = {"Authorization": f"Bearer {DRIVE_TOKEN}"}
-    return Scenario(
-        "google_drive (Docs)", fake, settings, lambda c: c.get(f"/files/{first}?fields=id", headers=headers)
-    )
+def confluence_poll(site: FakeConfluence) -> int:
+    connector = ConfluenceConnector("wiki", site.base_url, site.email, ("ENG",), Acl(public=True))
+    return sum(1 for batch, _ in connector.poll(None) for item in batch if isinstance(item, Document))
 
 
-def slack_scenario(rows: list[dict]) -> Scenario:
-    fake = FakeSlack().start()
-    fake.add_channel("C0BENCH", "bench")
-    for user, name in (("U0ANN", "Ann"), ("U0BOB", "Bob"), ("U0CAT", "Cat")):
-        fake.add_user(user, name)
-    for row in rows:
-        parent = fake.post("C0BENCH", row["title"], user="U0ANN")
-        half = len(row["text"]) // 2
-        fake.post("C0BENCH", row["text"][:half], user="U0BOB", thread_ts=parent)
-        fake.post("C0BENCH", row["text"][half:], user="U0CAT", thread_ts=parent)
-    os.environ["SLACK_API_URL"] = fake.api_url
-    settings = ConnectorSettings(type="slack_channels", channels=["C0BENCH"])
-    headers = {"Authorization": f"Bearer {SLACK_TOKEN}"}
-    return Scenario(
-        "slack_channels (threads)", fake, settings, lambda c: c.post("/api/auth.test", headers=headers)
-    )
+def confluence_ids(site: FakeConfluence) -> int:
+    connector = ConfluenceConnector("wiki", site.base_url, site.email, ("ENG",), Acl(public=True))
+    return sum(1 for _ in connector.list_ids())
 
 
-def baseline(scenario: Scenario) -> float:
-    with httpx.Client(base_url=scenario.fake.base_url) as client:
-        start = time.perf_counter()
-        for _ in range(BASELINE_REQUESTS):
-            scenario.probe(client).raise_for_status()
-        return BASELINE_REQUESTS / (time.perf_counter() - start)
+def confluence_baseline(site: FakeConfluence) -> int:
+    from connectors.confluence import EXPAND, PAGE_SIZE
+
+    pages = 0
+    with httpx.Client(base_url=site.base_url, auth=(site.email, site.token)) as client:
+        url = "/rest/api/content/search"
+        params: dict[str, str] | None = {
+            "cql": 'space in ("ENG") and type in (page) order by lastmodified asc',
+            "limit": str(PAGE_SIZE),
+            "expand": ",".join(EXPAND),
+        }
+        while True:
+            answer = client.get(url, params=params).json()
+            pages += len(answer["results"])
+            if "next" not in answer["_links"]:
+                return pages
+            url, params = answer["_links"]["next"], None
 
 
-def measure(scenario: Scenario, workdir: Path, repeats: int) -> dict[str, object]:
-    connector = build_connector("bench", scenario.settings, workdir)
-    full_s, unchanged_s, ids_s, requests, documents = [], [], [], 0, 0
-    rates = [baseline(scenario)]
-    for _ in range(repeats):
-        scenario.fake.requests.clear()
-        start = time.perf_counter()
-        cursor, documents = None, 0
-        for batch, next_cursor in connector.poll(None):
-            documents += sum(isinstance(item, Document) for item in batch)
-            cursor = next_cursor
-        full_s.append(time.perf_counter() - start)
-        requests = len(scenario.fake.requests)
-        start = time.perf_counter()
-        for _batch, _cursor in connector.poll(cursor):
-            pass
-        unchanged_s.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        listed = sum(1 for _ in connector.list_ids())
-        ids_s.append(time.perf_counter() - start)
-        assert listed >= documents, (listed, documents)
-        rates.append(baseline(scenario))
-    scenario.fake.requests.clear()
-    full = median(full_s)
-    return {
-        "connector": scenario.name,
-        "documents": documents,
-        "full_poll_s": round(full, 3),
-        "docs_per_s": round(documents / full, 1),
-        "requests_per_doc": round(requests / max(documents, 1), 3),
-        "connector_requests_per_s": round(requests / full, 1),
-        "baseline_requests_per_s": round(median(rates), 1),
-        "unchanged_poll_s": round(median(unchanged_s), 4),
-        "list_ids_s": round(median(ids_s), 3),
+# -- Notion ---------------------------------------------------------------------------------------
+
+
+def notion_workspace(pages: int) -> FakeNotion:
+    workspace = FakeNotion().start()
+    for n in range(pages):
+        workspace.add(
+            f"Note {n}",
+            heading(2, f"Procedure {n}"),
+            paragraph(sentence(n)),
+            bullet(sentence(n + 1, 12), bullet(sentence(n + 2, 12))),
+            paragraph(sentence(n + 3)),
+            heading(2, "Owners"),
+            paragraph(sentence(n + 4)),
+            same_minute=n % 3 != 0,
+        )
+    return workspace
+
+
+def notion_poll(workspace: FakeNotion) -> int:
+    connector = NotionConnector("notes", Acl(public=True), api_url=workspace.api_url)
+    return sum(1 for batch, _ in connector.poll(None) for item in batch if isinstance(item, Document))
+
+
+def notion_ids(workspace: FakeNotion) -> int:
+    return sum(1 for _ in NotionConnector("notes", Acl(public=True), api_url=workspace.api_url).list_ids())
+
+
+def notion_baseline(workspace: FakeNotion) -> int:
+    headers = {"Authorization": f"Bearer {workspace.token}", "Notion-Version": "2022-06-28"}
+    pages = 0
+    with httpx.Client(base_url=workspace.api_url, headers=headers) as client:
+        body: dict = {"filter": {"property": "object", "value": "page"}, "page_size": 100}
+        while True:
+            answer = client.post("/v1/search", json=body).json()
+            for page in answer["results"]:
+                children = client.get(f"/v1/blocks/{page['id']}/children", params={"page_size": 100}).json()
+                for block in children["results"]:  # one level of nesting, as the pages have
+                    if block["has_children"]:
+                        client.get(f"/v1/blocks/{block['id']}/children", params={"page_size": 100}).json()
+                pages += 1
+            if not answer["has_more"]:
+                return pages
+            body = {**body, "start_cursor": answer["next_cursor"]}
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def measure(name: str, server: object, poll, ids, baseline, pages: int, runs: int) -> dict:
+    polls, lists, bases = [], [], []
+    for _ in range(runs):
+        seconds, count = timed(lambda: baseline(server))
+        assert count == pages, (name, "baseline", count)
+        bases.append(seconds)
+        seconds, count = timed(lambda: poll(server))
+        assert count == pages, (name, "poll", count)
+        polls.append(seconds)
+        seconds, count = timed(lambda: ids(server))
+        assert count == pages, (name, "list_ids", count)
+        lists.append(seconds)
+    poll_s, list_s, base_s = (statistics.median(values) for values in (polls, lists, bases))
+    result = {
+        "connector": name,
+        "pages": pages,
+        "runs": runs,
+        "full_poll_s": round(poll_s, 3),
+        "full_poll_docs_per_s": round(pages / poll_s, 1),
+        "baseline_s": round(base_s, 3),
+        "baseline_docs_per_s": round(pages / base_s, 1),
+        "ratio_to_baseline": round(base_s / poll_s, 2),
+        "list_ids_s": round(list_s, 3),
+        "list_ids_per_s": round(pages / list_s, 1),
     }
+    print(
+        f"{name:<10} full poll {poll_s:6.2f} s = {pages / poll_s:7.1f} docs/s "
+        f"(bare HTTP {pages / base_s:7.1f} docs/s, ratio {base_s / poll_s:.2f}); "
+        f"list_ids {list_s:5.2f} s"
+    )
+    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    os.environ.update(GITHUB_TOKEN=GITHUB_TOKEN, GOOGLE_DRIVE_TOKEN=DRIVE_TOKEN, SLACK_BOT_TOKEN=SLACK_TOKEN)
-    rows = scifact_corpus(args.items)
-    builders: list[Callable[[], Scenario]] = [
-        lambda: github_scenario("files", rows),
-        lambda: github_scenario("issues", rows),
-        lambda: github_scenario("discussions", rows),
-        lambda: drive_scenario(rows),
-        lambda: slack_scenario(rows),
-    ]
+
     results = []
-    columns = ("docs", "full s", "docs/s", "req/doc", "req/s", "base req/s", "unchanged s", "list_ids s")
-    print(f"{'connector':26} " + " ".join(f"{c:>11}" for c in columns))
-    with tempfile.TemporaryDirectory() as tmp:
-        for build in builders:
-            scenario = build()
-            try:
-                row = measure(scenario, Path(tmp), args.repeats)
-            finally:
-                scenario.fake.stop()
-            results.append(row)
-            values = [row[key] for key in list(row)[1:]]
-            print(f"{row['connector']:26} " + " ".join(f"{v:>11}" for v in values), flush=True)
-    path = write_result("saas_connectors", {"items": args.items, "repeats": args.repeats, "results": results})
-    print(f"written to {path}")
+    site = confluence_site(args.pages)
+    os.environ["CONFLUENCE_API_TOKEN"] = site.token
+    try:
+        results.append(
+            measure(
+                "confluence",
+                site,
+                confluence_poll,
+                confluence_ids,
+                confluence_baseline,
+                args.pages,
+                args.runs,
+            )
+        )
+    finally:
+        site.stop()
+    workspace = notion_workspace(args.pages)
+    os.environ["NOTION_TOKEN"] = workspace.token
+    try:
+        results.append(
+            measure("notion", workspace, notion_poll, notion_ids, notion_baseline, args.pages, args.runs)
+        )
+    finally:
+        workspace.stop()
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ CONNECTOR_TYPES = {
     "github": "connectors.github:GitHubConnector",
     "google_drive": "connectors.google_drive:GoogleDriveConnector",
     "slack_channels": "connectors.slack_channels:SlackChannelsConnector",
+    "confluence": "connectors.confluence:ConfluenceConnector",
+    "notion": "connectors.notion:NotionConnector",
 }
 
 

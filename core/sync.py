@@ -147,9 +147,11 @@ class SyncEngine:
     ) -> None:
         cursor = None if full or not self._status else self._status.checkpoint(report.source)
         touched: set[str] = set()
+        held = False  # once a document failed, the cursor stays before it so the next sync retries it
         for batch, next_cursor in connector.poll(cursor):
             self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
-            if self._status:
+            held = held or any(isinstance(item, LoadFailure) for item in batch)
+            if self._status and not held:
                 self._status.save_checkpoint(report.source, next_cursor)
             touched.update(item.id for item in batch)
             notify(Progress(report.source, len(touched), None, "indexing"))
