@@ -63,6 +63,7 @@ import httpx
 from connectors.api_client import ApiClient, ApiError
 from connectors.base import Batch
 from connectors.parsers import UnreadableFile, parse_html
+from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
@@ -110,17 +111,6 @@ def storage_to_text(storage: str) -> str:
     storage = _CDATA.sub(lambda m: html.escape(m.group(1)), storage)
     _, text = parse_html(f"<html><body>{storage}</body></html>".encode())
     return text
-
-
-def parse_time(value: object) -> datetime | None:
-    """An aware datetime from Confluence's ISO times ("2026-11-21T09:30:12.345Z"); None if not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass

@@ -52,6 +52,7 @@ from connectors.saas import (
     acl_fingerprint,
     env_name_option,
     note_outcome,
+    parse_time,
     read_cursor,
     retries,
     stops_sync,
@@ -467,9 +468,4 @@ class GoogleDriveConnector:
 
 
 def _parse_time(value: object) -> datetime:
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    return datetime.now(UTC)
+    return parse_time(value) or datetime.now(UTC)

@@ -50,6 +50,7 @@ import httpx
 
 from connectors.api_client import ApiClient, ApiError
 from connectors.base import Batch
+from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
@@ -74,17 +75,6 @@ _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LIST_ITEMS = {"bulleted_list_item", "numbered_list_item", "to_do", "toggle"}  # children nest under them
 _SKIPPED = {"child_page", "child_database"}  # pages of their own (the search finds them)
 _CAPTIONED = {"image", "video", "file", "pdf", "audio", "bookmark", "embed"}
-
-
-def parse_time(value: object) -> datetime | None:
-    """An aware datetime from Notion's ISO times ("2026-11-21T09:30:00.000Z"); None if not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def normalise_id(value: str) -> str | None:

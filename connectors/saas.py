@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.api_client import ApiError
@@ -203,3 +204,14 @@ def url_option(options: dict[str, object], key: str, default: str) -> str:
         msg = f"'{key}' must be an http(s) URL, not {value!r}"
         raise ValueError(msg)
     return value.rstrip("/")
+
+
+def parse_time(value: object) -> datetime | None:
+    """An aware datetime from an API's ISO 8601 stamp ("2026-11-21T09:30:12.345Z"); None if not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

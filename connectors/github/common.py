@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 
 from connectors.api_client import ApiClient, ApiError, retry_after
+from connectors.saas import parse_time as parse_iso_time
 from core.documents import Acl, LoadFailure
 from core.errors import SourceError
 
@@ -64,12 +65,7 @@ def github_rate_limit_wait(response: httpx.Response) -> float | None:
 
 def parse_time(value: object) -> datetime:
     """GitHub's ISO 8601 stamps ("2024-05-01T10:00:00Z"); now when missing or malformed."""
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    return datetime.now(UTC)
+    return parse_iso_time(value) or datetime.now(UTC)
 
 
 def login(user: object) -> str:
