@@ -88,7 +88,7 @@ def _question(
 def ask(
     question: Annotated[str, typer.Argument(help="What you want to know.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-    mode: Annotated[str | None, typer.Option(help="rag, finetuned or hybrid.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned, hybrid or base.")] = None,
     principal: Annotated[list[str], typer.Option(help="Read as this principal too (repeatable).")] = [],  # noqa: B006
     source: Annotated[list[str], typer.Option(help="Only read these sources (repeatable).")] = [],  # noqa: B006
     conversation: Annotated[str, typer.Option(help="Continue a named conversation (memory in Redis).")] = "",
@@ -104,7 +104,7 @@ def ask(
 
 @app.command()
 def chat(
-    mode: Annotated[str | None, typer.Option(help="rag, finetuned or hybrid.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned, hybrid or base.")] = None,
 ) -> None:
     """A conversation that remembers follow-ups. /forget clears memory, /exit leaves."""
     _chat(mode)
@@ -242,6 +242,38 @@ def eval_retrieval(
         out.print_json(json.dumps({**scores[0].as_dict(), "variants": [s.as_dict() for s in scores]}))
     else:
         render_retrieval_table(scores)
+
+
+@evaluate.command("compare")
+def eval_compare(
+    dataset: Annotated[Path, typer.Option(help="A SQuAD v2.0 JSON file: data → paragraphs → context, qas.")],
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated: base, rag, finetuned, hybrid.")
+    ] = "base,rag,finetuned,hybrid",
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for report.md, report.html, charts, answers.jsonl.")
+    ] = Path("compare-report"),
+    max_questions: Annotated[
+        int, typer.Option(help="Ask only N questions, drawn with a fixed seed (0: all).")
+    ] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the per-mode metrics as one object.")
+    ] = False,
+) -> None:
+    """The same questions through each answer mode: EM/F1, abstention, citations, latency, tokens."""
+    from bot.console import render_compare_table
+    from core.evaluation.compare import compare_modes
+    from core.evaluation.report import write_report
+
+    comparison = compare_modes(_app(), dataset, modes, max_questions, SyncProgressView)
+    for mode, why in comparison.skipped.items():
+        err.print(f"skipped {mode}: {why}", markup=False)
+    files = write_report(comparison, out_dir)
+    if as_json:
+        out.print_json(json.dumps(comparison.as_dict()))
+    else:
+        render_compare_table(comparison)
+        out.print(f"Report: {files[0]} ({files[1].name}, charts and answers.jsonl beside it)", markup=False)
 
 
 @app.command()

@@ -133,3 +133,12 @@ def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
             str(row["queries"]),
         )
     out.print(table)
+
+
+def render_compare_table(comparison) -> None:  # Comparison
+    from core.evaluation.report import COLUMNS, format_cell, table_rows
+
+    table = Table(*(title for _, title, _ in COLUMNS))
+    for row in table_rows(comparison):
+        table.add_row(*(format_cell(row[key], kind) for key, _, kind in COLUMNS))
+    out.print(table)

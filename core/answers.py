@@ -8,8 +8,11 @@ from typing import Literal
 
 from core.history import ConversationKey
 
-Mode = Literal["rag", "finetuned", "hybrid"]
-MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid")
+Mode = Literal["rag", "finetuned", "hybrid", "base"]
+MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid", "base")
+# Modes where the model answers from what it learned, with no retrieval ("base" is the
+# baseline that evaluation compares the others with).
+CLOSED_BOOK_MODES: frozenset[Mode] = frozenset({"finetuned", "base"})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 
-from core.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
+from core.answers import CLOSED_BOOK_MODES, Answer, AnswerEvent, Done, Mode, Question, Source, Token
 from core.chat_models import ChatModel, model_errors
 from core.errors import ConfigError, InputError
 from core.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
@@ -133,7 +133,7 @@ class Assistant:
         clock.lap("condense")
 
         hits: list[SearchHit] = []
-        if mode != "finetuned":
+        if mode not in CLOSED_BOOK_MODES:
             hits = self.retrieve(standalone, self._access(question))
             clock.lap("retrieve")
             if not hits:
@@ -232,7 +232,7 @@ class Assistant:
         return text
 
     def _model_for(self, mode: Mode) -> ChatModel:
-        if mode == "rag":
+        if mode in ("rag", "base"):
             return self._models["base"]
         if "finetuned" not in self._models:
             msg = f"mode {mode!r} needs a fine-tuned model: add a [models.finetuned] entry to the config"
@@ -258,7 +258,7 @@ class Assistant:
         self, mode: Mode, model: ChatModel, text: str, turns: list[Turn], hits: list[SearchHit]
     ) -> tuple[list[BaseMessage], list[SearchHit]]:
         history = self._fit_history(model, turns)
-        if mode == "finetuned":
+        if mode in CLOSED_BOOK_MODES:
             return CLOSED_BOOK_PROMPT.format_messages(history=history, question=text), []
         marker = fence_marker()
         used = sum(model.count_tokens(str(m.content)) for m in history)
