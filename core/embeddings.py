@@ -5,6 +5,7 @@ Both implement LangChain's ``Embeddings`` so any LangChain component can use the
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -117,6 +118,11 @@ def build_embeddings(settings: EmbeddingSettings) -> LocalEmbeddings | RemoteEmb
         import torch
 
         torch.set_num_threads(settings.threads)  # process-wide: torch has no per-model setting
+    if settings.path:
+        if not os.path.isfile(os.path.join(settings.path, "config.json")):
+            msg = f"embeddings.path: {settings.path} is not a sentence-transformers model directory"
+            raise ConfigError(msg)
+        return LocalEmbeddings(settings.path, settings.batch_size)
     if settings.model in LOCAL_MODELS:
         return LocalEmbeddings(bundled_minilm_path(), settings.batch_size, LOCAL_MODELS[settings.model])
     if os.path.isdir(settings.model):
@@ -126,6 +132,27 @@ def build_embeddings(settings: EmbeddingSettings) -> LocalEmbeddings | RemoteEmb
         "local model directory"
     )
     raise ConfigError(msg)
+
+
+def embedder_identity(settings: EmbeddingSettings) -> str:
+    """Names the model that makes the vectors. Vectors of two models are never compared:
+    an index built by another one is rebuilt, and cached vectors are keyed by this.
+
+    A model directory is named by its path and its weights' size and modification time,
+    so a fine-tune written over the same directory counts as a new embedder.
+    """
+    if settings.provider == "openai":
+        return settings.model + (f"@{settings.dimensions}" if settings.dimensions else "")
+    directory = settings.path or (settings.model if settings.model not in LOCAL_MODELS else "")
+    if not directory:
+        return settings.model  # the bundled weights never change
+    stamps = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name) if os.path.isdir(directory) else []:
+        if entry.is_file() and entry.name.endswith((".safetensors", ".bin")):
+            info = entry.stat()
+            stamps.append(f"{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+    digest = hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
+    return f"{os.path.abspath(directory)}@{digest}"
 
 
 def embed_in_batches(embedder: Embeddings, texts: Sequence[str], batch_size: int) -> list[list[float]]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.answers import MODES, Answer, Mode, Question
 from core.assistant import Assistant
+from core.embeddings import embedder_identity
 from core.errors import InputError
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.metrics import percentile
@@ -267,7 +268,9 @@ def compare_modes(
     dataset = load_squad(path)
     questions = sample_questions(dataset.questions, max_questions)
     embedder = CachedEmbeddings(
-        app.embedder, app.settings.data_dir / "cache" / "embeddings.sqlite", app.settings.embeddings.model
+        app.embedder,
+        app.settings.data_dir / "cache" / "embeddings.sqlite",
+        embedder_identity(app.settings.embeddings),
     )
     meter = TokenMeter()
     models = {name: metered(model, meter) for name, model in app.models.items()}
