@@ -67,6 +67,7 @@ from urllib.robotparser import RobotFileParser
 import httpx
 from bs4 import BeautifulSoup
 
+from connectors.api_client import retry_after
 from connectors.base import Batch
 from connectors.parsers import UnreadableFile, parse_file, parse_html
 from core.documents import Acl, Document, LoadFailure, content_hash
@@ -157,22 +158,6 @@ def _charset(headers: httpx.Headers) -> str | None:
     return match.group(1) if match else None
 
 
-def _retry_after(value: str | None, default: float) -> float:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
-    if not value:
-        return default
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _http_date(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -240,7 +225,7 @@ class _Fetcher:
                     "GET", url, headers=headers, follow_redirects=follow_redirects
                 ) as response:
                     if response.status_code in _RETRY and attempt + 1 < MAX_ATTEMPTS:
-                        delay = _retry_after(response.headers.get("retry-after"), BACKOFF_S * 2**attempt)
+                        delay = retry_after(response.headers.get("retry-after"), BACKOFF_S * 2**attempt)
                         if delay > MAX_RETRY_AFTER_S:
                             msg = (
                                 f"{url} answered HTTP {response.status_code} and asked to wait "

@@ -21,6 +21,7 @@ from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings,
 from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
 from core.feedback import FeedbackStore
 from core.history import ConversationHistory
+from core.model_registry import ModelRegistry
 from core.redis_conn import connect
 from core.settings import Settings
 from core.store.base import VectorStore
@@ -121,6 +122,10 @@ class App:
     @cached_property
     def feedback(self) -> FeedbackStore:
         return FeedbackStore(self.redis)
+
+    @cached_property
+    def model_registry(self) -> ModelRegistry:
+        return ModelRegistry(self.redis)
 
     def connector(self, name: str) -> Connector:
         if name not in self.settings.connectors:

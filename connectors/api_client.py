@@ -1,0 +1,166 @@
+"""One HTTP client for the SaaS connectors' JSON APIs (Confluence, Notion, GitHub, Drive, Slack).
+
+What every one of those APIs needs, in one place:
+
+- 429 and 503 are retried after ``Retry-After`` (seconds or an HTTP date), a few times, with
+  doubling back-off when no header is given; a wait longer than ``max_wait_s`` stops the sync
+  with a message saying when to come back, instead of hanging a worker.
+- 401 means the credentials are missing, wrong or expired: the sync stops with a message that
+  names the environment variable to fix. Nothing is pruned after such a stop.
+- Timeouts and refused connections are retried once, then reported as "cannot reach".
+- Any other error answer raises ``ApiError``, which a connector turns into a ``LoadFailure``
+  for one document or lets through to stop the sync when a listing failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from core.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
+MAX_ATTEMPTS = 5  # for 429 / 503 answers
+MAX_TRANSPORT_ATTEMPTS = 2
+BACKOFF_S = 1.0
+MAX_WAIT_S = 120.0
+_RETRY = (429, 503)
+
+
+class ApiError(SourceError):
+    """An error answer from a source's API; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def retry_after(value: str | None, default: float) -> float:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class ApiClient:
+    """JSON requests to one service for one source; see the module docstring for the error rules."""
+
+    def __init__(
+        self,
+        source: str,
+        service: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        credential_hint: str = "",
+        max_wait_s: float = MAX_WAIT_S,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.source = source
+        self.service = service
+        self.credential_hint = credential_hint
+        self._max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=dict(headers or {}),
+            auth=auth,
+            timeout=TIMEOUT,
+            transport=transport,
+            follow_redirects=True,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def post_json(self, path: str, body: Any, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("POST", path, params=params, json=body).json()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request with the retry rules; returns a 2xx response or raises."""
+        attempt = transport_attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                transport_attempt += 1
+                if transport_attempt >= MAX_TRANSPORT_ATTEMPTS:
+                    where = f"{self.service} at {self._client.base_url}"
+                    msg = f"source {self.source!r}: cannot reach {where}: {exc}"
+                    raise SourceError(msg) from exc
+                self._sleep(BACKOFF_S)
+                continue
+            if response.status_code in _RETRY and attempt + 1 < MAX_ATTEMPTS:
+                delay = retry_after(response.headers.get("retry-after"), BACKOFF_S * 2**attempt)
+                if delay > self._max_wait_s:
+                    msg = (
+                        f"source {self.source!r}: {self.service} is rate limiting and asked to wait "
+                        f"{delay:.0f} s; sync again later"
+                    )
+                    raise ApiError(msg, response.status_code)
+                log.info("%s: HTTP %s, retrying in %.1f s", self.service, response.status_code, delay)
+                self._sleep(delay)
+                attempt += 1
+                continue
+            self._raise_for_status(response)
+            return response
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        if status == 401:
+            hint = f": {self.credential_hint}" if self.credential_hint else ""
+            msg = (
+                f"source {self.source!r}: {self.service} refused the credentials "
+                f"(HTTP 401: missing, wrong or expired){hint}"
+            )
+            raise ApiError(msg, status)
+        detail = _error_detail(response)
+        where = response.request.url.path
+        msg = f"source {self.source!r}: {self.service} answered HTTP {status} for {where}{detail}"
+        raise ApiError(msg, status)
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The service's own error message, short, when it sent one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("message", "error", "error_description"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return f": {value[:200]}"
+    return ""
