@@ -87,7 +87,8 @@ def _quality_chart(rows: list[dict[str, object]], path: Path) -> None:
     for offset, (key, label) in enumerate(metrics):
         values = [_num(row, key) for row in rows]
         positions = [i + (offset - (len(metrics) - 1) / 2) * width for i in range(len(rows))]
-        axes.bar(positions, values, width, label=label)
+        bars = axes.bar(positions, values, width, label=label)
+        axes.bar_label(bars, fmt="%.2f", fontsize=7)
     axes.set_xticks(range(len(rows)), [str(row["mode"]) for row in rows])
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("score (higher is better)")
