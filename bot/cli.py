@@ -139,8 +139,16 @@ def _chat(mode: str | None) -> None:
 def sync(
     names: Annotated[list[str] | None, typer.Argument(help="Sources to sync (default: all).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-read and re-index every document.")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Put the syncs on the job queue for `archivist worker --jobs`.")
+    ] = False,
 ) -> None:
     """Bring the index in line with the sources: add, update and delete documents."""
+    if queue:
+        application = _app()
+        for name in application.sync_service.resolve(names or []):
+            out.print(application.job_queue.enqueue(name, full=full), markup=False)
+        return
     _sync(names or [], full)
 
 
@@ -164,20 +172,60 @@ def _sync(names: list[str], full: bool) -> None:
 
 
 @app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit (for cron).")] = False,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Consume sync jobs from the Redis queue ([worker] queue = 'rq').")
+    ] = False,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="With --jobs: stop once the queue is empty.")
+    ] = False,
+) -> None:
+    """Sync each source on its own schedule (interval_s in its config table)."""
+    import threading
+
+    application = _app()
+    if jobs:
+        if application.settings.worker.queue != "rq":
+            msg = '--jobs consumes the Redis job queue: set [worker] queue = "rq" in the config first'
+            raise InputError(msg)
+        application.job_queue.work(application, burst=burst)
+        return
+    scheduler = application.sync_worker()
+    if once:
+        for line in scheduler.run_once():
+            out.print(line, markup=False)
+        return
+    stop = threading.Event()
+    try:
+        scheduler.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
 def sources() -> None:
-    """List the configured sources and what their last sync did."""
+    """List the configured sources, their last sync and when the worker runs them next."""
+    import time
+
+    from core.worker import next_run_at
+
     application = _app()
     service = application.sync_service
+    now = time.time()
     rows = []
     for name in service.names:
         connector = application.connector(name)
+        last = service.last_report(name)
+        interval = application.settings.connectors[name].interval_s
         rows.append(
             (
                 name,
                 connector.kind,
                 connector.describe(),
                 application.store.count(name),
-                service.last_report(name),
+                last,
+                "running" if service.running(name) else next_run_at(interval, last, now),
             )
         )
     if not rows:

@@ -107,15 +107,29 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "never"
 
 
-def render_sources_table(rows: list[tuple[str, str, str, int, SyncReport | None]]) -> None:
-    table = Table("source", "type", "reads", "chunks", "last sync", "took", "result")
-    for name, kind, where, chunks, report in rows:
+def render_sources_table(
+    rows: list[tuple[str, str, str, int, SyncReport | None, float | str | None]],
+) -> None:
+    """One row per source; the last column is the next scheduled run (a time, "running" or None)."""
+    table = Table("source", "type", "reads", "chunks", "last sync", "took", "result", "next run")
+    for name, kind, where, chunks, report, next_run in rows:
         result = report.summary().split(": ", 1)[1] if report else "not synced yet"
-        took = f"{report.duration_s:.1f}s" if report else "-"
-        table.add_row(
-            name, kind, where, str(chunks), _when(report.finished_at if report else None), took, result
-        )
+        if report and not report.finished and next_run != "running":
+            result = "interrupted; the next sync resumes it"
+        took = f"{report.duration_s:.1f}s" if report and report.finished else "-"
+        last = _when(report.finished_at or report.started_at) if report else _when(None)
+        table.add_row(name, kind, where, str(chunks), last, took, result, _next_run(next_run))
     out.print(table)
+
+
+def _next_run(value: float | str | None) -> str:
+    if value is None:
+        return "on demand"
+    if isinstance(value, str):
+        return value
+    if value <= time.time():
+        return "due now"
+    return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
 def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]

@@ -17,6 +17,8 @@ CONNECTOR_TYPES = {
     "filesystem": "connectors.filesystem:FilesystemConnector",
     "web": "connectors.web:WebConnector",
     "git": "connectors.git:GitConnector",
+    "confluence": "connectors.confluence:ConfluenceConnector",
+    "notion": "connectors.notion:NotionConnector",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -25,9 +26,13 @@ from core.model_registry import ModelRegistry
 from core.redis_conn import connect
 from core.settings import Settings
 from core.store.base import VectorStore
+
+if TYPE_CHECKING:
+    from core.job_queue import SyncJobQueue
 from core.sync import SyncEngine
 from core.sync_service import SyncService
 from core.sync_status import SyncStatusStore
+from core.worker import Schedule, SyncWorker, inline_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,24 @@ class App:
     @cached_property
     def feedback(self) -> FeedbackStore:
         return FeedbackStore(self.redis)
+
+    @cached_property
+    def job_queue(self) -> SyncJobQueue:
+        from core.job_queue import SyncJobQueue
+
+        try:
+            connection = connect(self.settings.redis.url, self.settings.data_dir, decode=False)
+        except (redis.RedisError, OSError) as exc:
+            msg = f"cannot start or reach Redis for the job queue: {exc}"
+            raise ServiceUnavailable(msg) from exc
+        return SyncJobQueue(connection)
+
+    def sync_worker(self) -> SyncWorker:
+        """The scheduler of `archivist worker`: due syncs run inline or go on the job queue."""
+        settings = self.settings.worker
+        dispatch = self.job_queue.enqueue if settings.queue == "rq" else inline_dispatch(self.sync_service)
+        schedule = Schedule({name: entry.interval_s for name, entry in self.settings.connectors.items()})
+        return SyncWorker(self.sync_service, schedule, dispatch, tick_s=settings.tick_s)
 
     @cached_property
     def model_registry(self) -> ModelRegistry:

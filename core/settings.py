@@ -91,6 +91,13 @@ class AssistantSettings(_Strict):
     condense: Literal["llm", "history"] = "history"
 
 
+class WorkerSettings(_Strict):
+    # "inline": `archivist worker` runs due syncs itself. "rq": it queues them on Redis for
+    # `archivist worker --jobs` processes, as many as you like.
+    queue: Literal["inline", "rq"] = "inline"
+    tick_s: Annotated[float, Field(gt=0)] = 5.0  # how often the schedule is checked
+
+
 class CliSettings(_Strict):
     principals: list[str] = []  # what `archivist ask/chat` may read besides public documents
 
@@ -125,7 +132,7 @@ class ConnectorSettings(BaseModel):
     type: str
     public: bool = False
     principals: list[str] = []
-    interval_s: int | None = None
+    interval_s: Annotated[int, Field(ge=1)] | None = None  # `archivist worker` syncs this often
 
     @field_validator("type")
     @classmethod
@@ -159,6 +166,7 @@ class Settings(_Strict):
     chunking: ChunkingSettings = ChunkingSettings()
     assistant: AssistantSettings = AssistantSettings()
     cli: CliSettings = CliSettings()
+    worker: WorkerSettings = WorkerSettings()
     slack: SlackSettings = SlackSettings()
     discord: DiscordSettings = DiscordSettings()
     connectors: dict[str, ConnectorSettings] = {}
