@@ -204,3 +204,24 @@ def test_selecting_a_model_directory_reindexes_every_document(tmp_path: Path) ->
     config.write_text(base + '[embeddings]\npath = "nowhere"\n')
     with pytest.raises(ConfigError, match="embeddings.path: .*nowhere is not a sentence-transformers model"):
         _ = App(load_settings(config, environ={})).embedder
+
+
+def test_a_polled_source_is_read_from_the_start_after_an_embedder_switch(tmp_path: Path) -> None:
+    from tests.core.test_sync_resume import PolledSource
+
+    model = tmp_path / "my-embedder"
+    shutil.copytree(bundled_minilm_path(), model)
+    source = PolledSource({f"p{n}": f"Page {n} on the release train." for n in range(12)})
+    config = tmp_path / "archivist.toml"
+    config.write_text('data_dir = "data"\n')
+    before = App(load_settings(config, environ={}))
+    before.sync_engine.sync(source)
+    assert before.sync_status.checkpoint("wiki") == "12"
+    stop_embedded_redis(before)
+
+    config.write_text('data_dir = "data"\n[embeddings]\npath = "my-embedder"\n')
+    after = App(load_settings(config, environ={}))
+    report = after.sync_engine.sync(source)
+    assert source.cursors_asked[-1] is None  # the saved cursor would skip every page
+    assert report.added == 12 and after.store.count("wiki") == 12
+    stop_embedded_redis(after)
