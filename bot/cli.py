@@ -26,7 +26,8 @@ from bot.console import (
     render_sources_table,
     render_stream,
 )
-from core.answers import MODES, Question
+from bot.models_cli import models_commands
+from core.answers import AUTO, MODES, Question
 from core.errors import ArchivistError, InputError, SourceError
 from core.history import ConversationKey
 from core.settings import load_settings
@@ -71,8 +72,8 @@ def _app():  # noqa: ANN202 - the composition root is imported lazily: `--help` 
 def _question(
     text: str, mode: str | None, principals: list[str], sources: list[str], thread: str
 ) -> Question:
-    if mode is not None and mode not in MODES:
-        msg = f"--mode must be one of {', '.join(MODES)}, not {mode!r}"
+    if mode is not None and mode not in (*MODES, AUTO):
+        msg = f"--mode must be one of {', '.join((*MODES, AUTO))}, not {mode!r}"
         raise InputError(msg)
     settings = _app().settings
     return Question(
@@ -81,6 +82,7 @@ def _question(
         principals=frozenset(settings.cli.principals) | frozenset(principals),
         sources=frozenset(sources) if sources else None,
         mode=mode,  # type: ignore[arg-type]
+        mode_reason="--mode given" if mode else "",
     )
 
 
@@ -88,7 +90,7 @@ def _question(
 def ask(
     question: Annotated[str, typer.Argument(help="What you want to know.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-    mode: Annotated[str | None, typer.Option(help="rag, finetuned, hybrid or base.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned, hybrid or auto (routed).")] = None,
     principal: Annotated[list[str], typer.Option(help="Read as this principal too (repeatable).")] = [],  # noqa: B006
     source: Annotated[list[str], typer.Option(help="Only read these sources (repeatable).")] = [],  # noqa: B006
     conversation: Annotated[str, typer.Option(help="Continue a named conversation (memory in Redis).")] = "",
@@ -99,12 +101,14 @@ def ask(
         answer = _app().assistant.ask(asked)
         out.print_json(json.dumps(answer.as_dict(), ensure_ascii=False))
     else:
-        render_stream(_app().assistant.stream(asked))
+        answer = render_stream(_app().assistant.stream(asked))
+        if answer.fallback:
+            err.print(f"note: {answer.fallback}; the base model {answer.model} answered", markup=False)
 
 
 @app.command()
 def chat(
-    mode: Annotated[str | None, typer.Option(help="rag, finetuned, hybrid or base.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned or hybrid.")] = None,
 ) -> None:
     """A conversation that remembers follow-ups. /forget clears memory, /exit leaves."""
     _chat(mode)
@@ -264,6 +268,8 @@ def serve_discord() -> None:
 
     run(_app())
 
+
+app.add_typer(models_commands(lambda: _app()), name="models")
 
 evaluate = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 app.add_typer(evaluate, name="eval")

@@ -8,11 +8,10 @@ from typing import Literal
 
 from core.history import ConversationKey
 
-Mode = Literal["rag", "finetuned", "hybrid", "base"]
-MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid", "base")
-# Modes where the model answers from what it learned, with no retrieval ("base" is the
-# baseline that evaluation compares the others with).
-CLOSED_BOOK_MODES: frozenset[Mode] = frozenset({"finetuned", "base"})
+Mode = Literal["rag", "finetuned", "hybrid"]
+MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid")
+AUTO = "auto"  # not a mode: the router picks one per question
+ModeChoice = Mode | Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,8 @@ class Question:
     conversation: ConversationKey | None = None
     principals: frozenset[str] = frozenset()
     sources: frozenset[str] | None = None
-    mode: Mode | None = None
+    mode: ModeChoice | None = None
+    mode_reason: str = ""  # who set ``mode`` and why, e.g. "channel C1 is set to rag"
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ class Answer:
     standalone_query: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # what feedback buttons refer to
+    route: str = ""  # the mode the question was routed to; ``mode`` differs after a fallback
+    route_reason: str = ""
+    fallback: str | None = None  # why the base model answered instead of the fine-tuned one
+    error: str | None = None  # why the answer was cut off mid-stream
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -75,6 +79,10 @@ class Answer:
             "abstained": self.abstained,
             "standalone_query": self.standalone_query,
             "timings_ms": {name: round(ms, 1) for name, ms in self.timings_ms.items()},
+            "route": self.route,
+            "route_reason": self.route_reason,
+            "fallback": self.fallback,
+            "error": self.error,
         }
 
 

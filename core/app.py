@@ -23,7 +23,9 @@ from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
 from core.feedback import FeedbackStore
 from core.history import ConversationHistory
 from core.model_registry import ModelRegistry
+from core.model_serving import ModelLineup
 from core.redis_conn import connect
+from core.router import Router
 from core.settings import Settings
 from core.store.base import VectorStore
 
@@ -102,7 +104,20 @@ class App:
             self._optional(lambda: self.history),
             self.settings.retrieval,
             self.settings.assistant,
+            self.model_lineup,
+            self.router,
         )
+
+    @cached_property
+    def model_lineup(self) -> ModelLineup:
+        """Base and fine-tuned chat models; the promoted registry version is looked up per question."""
+        return ModelLineup(
+            self.models, self.settings.models, lambda: self.redis, self.settings.assistant.promotion_check_s
+        )
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.settings.router, self.settings.assistant.default_mode, self.embedder)
 
     @cached_property
     def sync_engine(self) -> SyncEngine:

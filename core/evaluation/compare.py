@@ -2,7 +2,10 @@
 
 The file's paragraphs go through the real sync pipeline into a throwaway index;
 each sampled question is then asked once per mode through the same Assistant
-code the bots use (no memory). Per mode: SQuAD exact match and token F1 on the
+code the bots use (no memory). ``base`` is the baseline the others are measured
+against: the base model alone, with no retrieval. It runs the fine-tuned mode's
+closed-book path with the base model standing in, so the Assistant needs no
+mode that only evaluation uses. Per mode: SQuAD exact match and token F1 on the
 answerable questions, abstention on the unanswerable ones, whether a cited
 source is the question's own paragraph, latency and token cost.
 """
@@ -19,12 +22,13 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.answers import MODES, Answer, Mode, Question
 from core.assistant import Assistant
+from core.chat_models import ChatModel
 from core.embeddings import embedder_identity
-from core.errors import InputError
+from core.errors import InputError, ModelError
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.metrics import percentile
 from core.evaluation.squad import (
@@ -44,16 +48,18 @@ if TYPE_CHECKING:
 
 # Fixed, so `--max-questions N` picks the same questions on every run and machine.
 SAMPLE_SEED = 20180611  # SQuAD 2.0's arXiv date
+EvalMode = Literal["base", "rag", "finetuned", "hybrid"]
+EVAL_MODES: tuple[EvalMode, ...] = ("base", *MODES)
 _NEEDS_FINETUNED = ("finetuned", "hybrid")
 _RETRIEVING: frozenset[str] = frozenset({"rag", "hybrid"})
 _CITATION = re.compile(r"\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
 
 
-def parse_modes(spec: str) -> list[Mode]:
-    modes: list[Mode] = []
+def parse_modes(spec: str) -> list[EvalMode]:
+    modes: list[EvalMode] = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if part not in MODES:
-            msg = f"unknown mode {part!r} (use {', '.join(MODES)})"
+        if part not in EVAL_MODES:
+            msg = f"unknown mode {part!r} (use {', '.join(EVAL_MODES)})"
             raise InputError(msg)
         if part not in modes:
             modes.append(part)  # type: ignore[arg-type]
@@ -73,7 +79,7 @@ def sample_questions(questions: list[SquadQuestion], limit: int) -> list[SquadQu
 
 @dataclass(frozen=True)
 class QuestionResult:
-    mode: Mode
+    mode: EvalMode
     question_id: str
     question: str
     answerable: bool
@@ -86,6 +92,7 @@ class QuestionResult:
     citation_correct: bool | None  # None where not judged (closed-book modes, unanswerable, abstained)
     latency_ms: float
     usage: Usage
+    fallback: bool = False  # the fine-tuned model failed and the base model answered
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -103,6 +110,7 @@ class QuestionResult:
             "latency_ms": round(self.latency_ms, 1),
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
+            "fallback": self.fallback,
         }
 
 
@@ -116,7 +124,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 @dataclass(frozen=True)
 class ModeScores:
-    mode: Mode
+    mode: EvalMode
     model: str
     results: list[QuestionResult] = field(repr=False)
 
@@ -159,6 +167,7 @@ class ModeScores:
             ),
             "tokens_total": sum(r.usage.total for r in self.results),
             "tokens_from": "endpoint" if any(r.usage.reported for r in self.results) else "tokenizer",
+            "fallbacks": sum(r.fallback for r in self.results),
         }
 
 
@@ -184,12 +193,14 @@ class Comparison:
         }
 
 
-def score_answer(question: SquadQuestion, answer: Answer, paragraph_path: str) -> dict[str, Any]:
+def score_answer(
+    question: SquadQuestion, answer: Answer, paragraph_path: str, mode: EvalMode
+) -> dict[str, Any]:
     """EM, F1 and citation correctness of one answer; citation markers are not part of the answer."""
     prediction = "" if answer.abstained else _CITATION.sub("", answer.text).strip()
     gold = question.answers or ("",)
     cited = tuple(s.path for s in answer.sources if s.cited)
-    judged = question.answerable and not answer.abstained and answer.mode in _RETRIEVING
+    judged = question.answerable and not answer.abstained and mode in _RETRIEVING
     return {
         "exact": exact_match(prediction, gold),
         "f1": token_f1(prediction, gold),
@@ -203,24 +214,25 @@ def _ask(
 ) -> tuple[Answer, float]:
     meter.take()
     started = time.perf_counter()
-    answer = assistant.ask(Question(question.text, sources=frozenset({SOURCE}), mode=mode))
+    asked = Question(question.text, sources=frozenset({SOURCE}), mode=mode, mode_reason="evaluation")
+    answer = assistant.ask(asked)
     return answer, (time.perf_counter() - started) * 1000
 
 
 def run_mode(
     assistant: Assistant,
+    model: str,
     meter: TokenMeter,
     dataset: SquadDataset,
     questions: list[SquadQuestion],
-    mode: Mode,
+    mode: EvalMode,
     progress: ProgressCallback | None = None,
 ) -> ModeScores:
+    asked_as: Mode = "finetuned" if mode == "base" else mode  # base: the closed-book path, base model
     results = []
-    model = ""
     for done, question in enumerate(questions, start=1):
-        answer, latency = _ask(assistant, meter, question, mode)
-        model = answer.model
-        scored = score_answer(question, answer, dataset.paragraphs[question.paragraph].path)
+        answer, latency = _ask(assistant, meter, question, asked_as)
+        scored = score_answer(question, answer, dataset.paragraphs[question.paragraph].path, mode)
         results.append(
             QuestionResult(
                 mode=mode,
@@ -232,6 +244,7 @@ def run_mode(
                 abstained=answer.abstained,
                 latency_ms=latency,
                 usage=meter.take(),
+                fallback=bool(answer.fallback),
                 **scored,
             )
         )
@@ -240,20 +253,26 @@ def run_mode(
     return ModeScores(mode, model, results)
 
 
-def available_modes(app: App, modes: list[Mode]) -> tuple[list[Mode], dict[str, str]]:
-    """The modes this config can run, and why the others are skipped."""
-    if "finetuned" in app.models:
-        return modes, {}
-    skipped = {
-        mode: "no fine-tuned model: add a [models.finetuned] entry to the config to compare it"
-        for mode in modes
-        if mode in _NEEDS_FINETUNED
-    }
+def available_modes(
+    app: App, modes: list[EvalMode]
+) -> tuple[list[EvalMode], dict[str, str], ChatModel | None]:
+    """The modes this setup can run, why the others are skipped, and the fine-tuned model the bots
+    would use now (the promoted chat version, else [models.finetuned])."""
+    finetuned: ChatModel | None = None
+    why = "no fine-tuned model: promote one or add a [models.finetuned] entry to the config to compare it"
+    if any(mode in _NEEDS_FINETUNED for mode in modes):
+        try:
+            finetuned = app.model_lineup.finetuned()
+        except ModelError as exc:
+            why = f"the fine-tuned model can't be used: {exc}"
+    if finetuned is not None:
+        return modes, {}, finetuned
+    skipped = {mode: why for mode in modes if mode in _NEEDS_FINETUNED}
     runnable = [mode for mode in modes if mode not in skipped]
     if not runnable:
-        msg = f"nothing to compare: {', '.join(modes)} need(s) a [models.finetuned] entry in the config"
+        msg = f"nothing to compare: {', '.join(modes)}: {why}"
         raise InputError(msg)
-    return runnable, skipped
+    return runnable, skipped, None
 
 
 def compare_modes(
@@ -264,7 +283,7 @@ def compare_modes(
     progress_view: Callable[[], Any] | None = None,
 ) -> Comparison:
     """Index the file's paragraphs into a throwaway store, then answer its questions in each mode."""
-    modes, skipped = available_modes(app, parse_modes(mode_spec))
+    modes, skipped, finetuned = available_modes(app, parse_modes(mode_spec))
     dataset = load_squad(path)
     questions = sample_questions(dataset.questions, max_questions)
     embedder = CachedEmbeddings(
@@ -273,18 +292,35 @@ def compare_modes(
         embedder_identity(app.settings.embeddings),
     )
     meter = TokenMeter()
-    models = {name: metered(model, meter) for name, model in app.models.items()}
+    base = metered(app.model_lineup.base, meter)
+    models = {"base": base, **({"finetuned": metered(finetuned, meter)} if finetuned else {})}
     workdir = Path(tempfile.mkdtemp(prefix="eval-", dir=app.settings.data_dir))
     try:
         store = app.build_store(workdir, SOURCE)
-        assistant = Assistant(store, embedder, models, None, app.settings.retrieval, app.settings.assistant)
+
+        def assistant(lineup: dict[str, ChatModel]) -> Assistant:
+            # Fixed models and no Redis: no promotion changes mid-run, no fallback counted in production.
+            return Assistant(store, embedder, lineup, None, app.settings.retrieval, app.settings.assistant)
+
+        asked, baseline = assistant(models), assistant({"base": base, "finetuned": base})
         view = progress_view() if progress_view else nullcontext(None)
         with view as progress:
             engine = SyncEngine(
                 store, embedder, app.chunking_options(), None, app.settings.embeddings.batch_size
             )
             engine.sync(SquadConnector(dataset), progress=progress)
-            scores = [run_mode(assistant, meter, dataset, questions, mode, progress) for mode in modes]
+            scores = [
+                run_mode(
+                    baseline if mode == "base" else asked,
+                    models["finetuned" if mode in _NEEDS_FINETUNED else "base"].name,
+                    meter,
+                    dataset,
+                    questions,
+                    mode,
+                    progress,
+                )
+                for mode in modes
+            ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return Comparison(dataset.name, scores, skipped, len(questions), len(dataset.paragraphs))

@@ -26,6 +26,7 @@ COLUMNS = (
     ("latency_ms_p50", "p50 ms", "count"),
     ("latency_ms_p95", "p95 ms", "count"),
     ("tokens_per_question", "tokens / question", "count"),
+    ("fallbacks", "fallbacks to base", "count"),
 )
 DEFINITIONS = [
     "**EM / F1**: SQuAD's exact match and token F1 (lower case, no punctuation or articles, best of "
@@ -38,7 +39,8 @@ DEFINITIONS = [
     "hybrid), the share whose cited sources include the paragraph the question was written from.",
     "**latency**: wall time of the whole answer (retrieval, prompt, generation, checks), per question. "
     "**tokens / question**: prompt + completion tokens, as the endpoint reported them or else counted "
-    "with the model's tokenizer.",
+    "with the model's tokenizer. **fallbacks to base**: answers where the fine-tuned model failed and "
+    "the base model answered instead.",
 ]
 CHARTS = ("quality.png", "latency.png", "tokens.png")
 _EXAMPLES = 5
