@@ -226,7 +226,7 @@ def test_compare_all_modes_scores_are_exact(
     assert base["completion_tokens_mean"] == pytest.approx(
         sum(estimate_tokens(r) for r in replies) / 6, abs=0.1
     )
-    assert base["tokens_from"] == "tokenizer"
+    assert base["tokens_from"] == "tokenizer" and base["fallbacks"] == 0
     assert rag["prompt_tokens_mean"] > base["prompt_tokens_mean"] > 0
     assert base["latency_ms_p95"] >= base["latency_ms_p50"] > 0
     requests = [r["body"]["model"] for r in scripted.requests if r["path"].endswith("/chat/completions")]
@@ -335,3 +335,13 @@ def test_cli_writes_the_report_and_prints_json(
     )
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
     assert "data[0].paragraphs: expected a list" in broken.stderr
+
+
+def test_a_failing_finetuned_endpoint_is_counted_as_fallbacks(
+    make_remote_app, scripted, squad_file: Path
+) -> None:
+    app = make_remote_app(FINETUNED.format(url="http://127.0.0.1:9/v1"), sync=())  # nothing listens there
+    comparison = compare_modes(app, squad_file, "finetuned", max_questions=1)
+    scores = comparison.as_dict()["modes"]["finetuned"]
+    assert scores["model"] == "ft-test" and scores["fallbacks"] == 1  # the base model stood in
+    assert comparison.results[0].fallback and comparison.results[0].answer
