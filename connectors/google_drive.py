@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -148,6 +148,7 @@ class GoogleDriveConnector:
     api_url: str = DEFAULT_API_URL
     token_env: str = "GOOGLE_DRIVE_TOKEN"
     kind: str = "google_drive"
+    cursor_keeps_failures: ClassVar[bool] = True  # failed ids ride in the cursor and are retried
     sleep: Callable[[float], None] = time.sleep  # tests pass a fast one
 
     @classmethod

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from connectors.api_client import ApiClient
 from connectors.base import Batch
@@ -120,6 +120,7 @@ class SlackChannelsConnector:
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     min_replies: int = 0
     kind: str = "slack_channels"
+    cursor_keeps_failures: ClassVar[bool] = True  # failed ids ride in the cursor and are retried
     sleep: Callable[[float], None] = time.sleep  # tests pass a fast one
     _names: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # user id -> name
     _names_readable: bool = field(default=True, init=False, repr=False)

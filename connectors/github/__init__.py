@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from connectors.api_client import ApiClient, ApiError
 from connectors.base import Batch, path_wanted
@@ -79,6 +80,7 @@ class GitHubConnector:
     api_url: str = DEFAULT_API_URL
     token_env: str = "GITHUB_TOKEN"
     kind: str = "github"
+    cursor_keeps_failures: ClassVar[bool] = True  # failed ids ride in the cursor and are retried
     sleep: Callable[[float], None] = time.sleep  # tests pass a fast one
 
     @classmethod
