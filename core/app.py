@@ -18,7 +18,7 @@ from connectors.base import Connector
 from core.assistant import Assistant
 from core.chat_models import ChatModel, build_chat_model
 from core.chunking import ChunkingOptions
-from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings
+from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings, embedder_identity
 from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
 from core.feedback import FeedbackStore
 from core.history import ConversationHistory
@@ -59,14 +59,22 @@ class App:
     def store(self) -> VectorStore:
         return self.build_store(self.settings.data_dir / "lancedb", self.settings.store.table)
 
-    def build_store(self, directory: Path, table: str) -> VectorStore:
-        """A store of the configured backend; evaluation builds throwaway ones."""
+    def build_store(
+        self, directory: Path, table: str, dimensions: int | None = None, embedder: str | None = None
+    ) -> VectorStore:
+        """A store of the configured backend; evaluation builds throwaway ones, possibly for another
+        embedder (``dimensions`` and ``embedder`` then describe that one)."""
         if self.settings.store.backend == "weaviate":
             msg = "store.backend = 'weaviate' is not available yet in this build; use 'lancedb'"
             raise ConfigError(msg)
         from core.store.lancedb_store import LanceDBStore
 
-        return LanceDBStore(directory, self.embedder.dimensions, table)
+        return LanceDBStore(
+            directory,
+            dimensions or self.embedder.dimensions,
+            table,
+            embedder if embedder is not None else embedder_identity(self.settings.embeddings),
+        )
 
     def chunking_options(self) -> ChunkingOptions:
         chunking = self.settings.chunking

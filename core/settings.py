@@ -51,6 +51,9 @@ class EmbeddingSettings(_Strict):
     api_key_env: str = "OPENAI_API_KEY"
     batch_size: Annotated[int, Field(ge=1, le=2048)] = 64
     dimensions: int | None = None
+    # A local sentence-transformers directory (e.g. from `archivist finetune retriever`); it replaces
+    # `model`. Changing the embedder makes the next `archivist sync` rebuild the whole index.
+    path: str = ""
     # CPU threads for the local embedder; None lets torch use every core. On a busy small
     # machine (a bot beside a sync) 1 keeps query embedding fast and steady.
     threads: Annotated[int, Field(ge=1)] | None = None
@@ -246,6 +249,9 @@ def _resolve_paths(raw: dict[str, object], base: Path) -> None:
     for table in (raw.get("models") or {}).values():
         if isinstance(table, dict) and table.get("path"):
             table["path"] = str((base / str(table["path"])).resolve())
+    embeddings = raw.get("embeddings")
+    if isinstance(embeddings, dict) and embeddings.get("path"):
+        embeddings["path"] = str((base / str(embeddings["path"])).expanduser().resolve())
 
 
 def _format_validation(error: ValidationError, origin: str) -> str:

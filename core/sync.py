@@ -145,7 +145,10 @@ class SyncEngine:
         full: bool,
         notify: ProgressCallback,
     ) -> None:
-        cursor = None if full or not self._status else self._status.checkpoint(report.source)
+        # An empty index (a new embedder rebuilt it) has nothing to resume after: read from the start.
+        cursor = None
+        if self._status and indexed and not full:
+            cursor = self._status.checkpoint(report.source)
         touched: set[str] = set()
         # Once a document failed, the cursor stays before it so the next sync retries it, unless
         # the connector carries failed ids in its cursor itself.
