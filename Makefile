@@ -37,6 +37,8 @@ bench: install
 	$(PY) benchmarks/sample_answers.py
 	$(PY) benchmarks/slack_ack.py
 	$(PY) benchmarks/store_backends.py
+	$(PY) benchmarks/saas_connectors.py
+	$(PY) benchmarks/polled_connectors.py
 
 lint: install
 	$(VENV)/bin/ruff check core connectors bot tests benchmarks

@@ -147,3 +147,44 @@ def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
             str(row["queries"]),
         )
     out.print(table)
+
+
+def render_compare_table(comparison) -> None:  # Comparison
+    from core.evaluation.report import COLUMNS, format_cell, table_rows
+
+    short = {
+        "abstention": "abstains (unans.)",
+        "false_abstention": "abstains (ans.)",
+        "citation_correct": "cites ¶",
+    }
+    table = Table(*(short.get(key, title) for key, title, _ in COLUMNS))
+    for row in table_rows(comparison):
+        table.add_row(*(format_cell(row[key], kind) for key, _, kind in COLUMNS))
+    out.print(table)
+
+
+def render_retriever_tuning(result) -> None:  # RetrieverTuning
+    summary = result.as_dict()
+    out.print(
+        f"Trained on {summary['pairs']} pairs in {summary['steps']} steps "
+        f"(loss {summary['loss_first']:.3f} → {summary['loss_last']:.3f}).",
+        markup=False,
+    )
+    if result.before:
+        table = Table(
+            f"held-out queries: {summary['heldout_queries']}, documents: {summary['eval_docs']}",
+            "base",
+            "fine-tuned",
+            "change",
+        )
+        for key, before in result.before.items():
+            after = result.after[key]
+            table.add_row(key, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+        out.print(table)
+    out.print(f"Registered embedder [bold]{summary['name']}[/bold] at {summary['path']}")
+    out.print(
+        "To use it, set it in the config and re-index (the whole index is rebuilt with it):\n"
+        f'  [embeddings]\n  path = "{summary["path"]}"\n'
+        "  then run: archivist sync",
+        markup=False,
+    )

@@ -18,12 +18,14 @@ from connectors.base import Connector
 from core.assistant import Assistant
 from core.chat_models import ChatModel, build_chat_model
 from core.chunking import ChunkingOptions
-from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings
+from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings, embedder_identity
 from core.errors import ServiceUnavailable, UnknownSourceError
 from core.feedback import FeedbackStore
 from core.history import ConversationHistory
 from core.model_registry import ModelRegistry
+from core.model_serving import ModelLineup
 from core.redis_conn import connect
+from core.router import Router
 from core.settings import Settings
 from core.store.base import VectorStore
 
@@ -70,8 +72,11 @@ class App:
     def store(self) -> VectorStore:
         return self.build_store(self.settings.data_dir / "lancedb", self.settings.store.table)
 
-    def build_store(self, directory: Path, table: str) -> VectorStore:
-        """A store of the configured backend; evaluation builds throwaway ones."""
+    def build_store(
+        self, directory: Path, table: str, dimensions: int | None = None, embedder: str | None = None
+    ) -> VectorStore:
+        """A store of the configured backend; evaluation builds throwaway ones, possibly for another
+        embedder (``dimensions`` and ``embedder`` then describe that one)."""
         if self.settings.store.backend == "weaviate":
             from core.store.weaviate_store import WeaviateStore
 
@@ -79,14 +84,20 @@ class App:
             return WeaviateStore(
                 self.weaviate,
                 table,
-                self.embedder.dimensions,
+                dimensions or self.embedder.dimensions,
                 tenant=store.tenant or None,
                 vectorizer=store.weaviate_vectorizer or None,
                 fusion=store.fusion,
+                embedder=embedder if embedder is not None else embedder_identity(self.settings.embeddings),
             )
         from core.store.lancedb_store import LanceDBStore
 
-        return LanceDBStore(directory, self.embedder.dimensions, table)
+        return LanceDBStore(
+            directory,
+            dimensions or self.embedder.dimensions,
+            table,
+            embedder if embedder is not None else embedder_identity(self.settings.embeddings),
+        )
 
     def chunking_options(self) -> ChunkingOptions:
         chunking = self.settings.chunking
@@ -116,7 +127,20 @@ class App:
             self._optional(lambda: self.history),
             self.settings.retrieval,
             self.settings.assistant,
+            self.model_lineup,
+            self.router,
         )
+
+    @cached_property
+    def model_lineup(self) -> ModelLineup:
+        """Base and fine-tuned chat models; the promoted registry version is looked up per question."""
+        return ModelLineup(
+            self.models, self.settings.models, lambda: self.redis, self.settings.assistant.promotion_check_s
+        )
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.settings.router, self.settings.assistant.default_mode, self.embedder)
 
     @cached_property
     def sync_engine(self) -> SyncEngine:

@@ -145,11 +145,19 @@ class SyncEngine:
         full: bool,
         notify: ProgressCallback,
     ) -> None:
-        cursor = None if full or not self._status else self._status.checkpoint(report.source)
+        # An empty index (a new embedder rebuilt it) has nothing to resume after: read from the start.
+        cursor = None
+        if self._status and indexed and not full:
+            cursor = self._status.checkpoint(report.source)
         touched: set[str] = set()
+        # Once a document failed, the cursor stays before it so the next sync retries it, unless
+        # the connector carries failed ids in its cursor itself.
+        own_retries = getattr(connector, "cursor_keeps_failures", False)
+        held = False
         for batch, next_cursor in connector.poll(cursor):
             self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
-            if self._status:
+            held = held or (not own_retries and any(isinstance(item, LoadFailure) for item in batch))
+            if self._status and not held:
                 self._status.save_checkpoint(report.source, next_cursor)
             touched.update(item.id for item in batch)
             notify(Progress(report.source, len(touched), None, "indexing"))

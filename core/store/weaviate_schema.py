@@ -4,6 +4,7 @@ its migration, the access filter, and the mapping between chunks and objects.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from core.errors import ConfigError
 from core.store.base import AccessFilter
 
 _COLLECTION_NAME = re.compile(r"[A-Z][_0-9A-Za-z]{0,230}")
+# The collection's description records which embedder filled it, per tenant ("" without tenants).
+_EMBEDDERS = "archivist_embedders"
 
 
 def _exact(name: str, data_type: DataType = DataType.TEXT) -> Property:
@@ -183,3 +186,22 @@ def flat_vector(vectors: Mapping[str, Any], name: str) -> list[float] | None:
     if not isinstance(vector, list) or not vector or not isinstance(vector[0], int | float):
         return None  # absent, or a multi-vector: no single cosine to compute
     return [float(x) for x in vector]
+
+
+def recorded_embedders(description: str | None) -> dict[str, dict[str, Any]]:
+    """Tenant ("" when there are none) → ``{"embedder", "dimensions"}`` from the description."""
+    try:
+        data = json.loads(description or "")
+    except ValueError:
+        return {}
+    recorded = data.get(_EMBEDDERS) if isinstance(data, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(k): v for k, v in recorded.items() if isinstance(v, dict)}
+
+
+def with_embedder(description: str | None, tenant: str, record: dict[str, Any]) -> str:
+    """The description with ``tenant``'s embedder record set; other tenants' records are kept."""
+    recorded = recorded_embedders(description)
+    recorded[tenant] = record
+    return json.dumps({_EMBEDDERS: dict(sorted(recorded.items()))}, sort_keys=True)

@@ -38,10 +38,12 @@ from core.store.weaviate_schema import (
     collection_name,
     flat_vector,
     plan_migration,
+    recorded_embedders,
     text_of,
     to_acl,
     to_chunk,
     to_properties,
+    with_embedder,
 )
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class WeaviateStore:
         vectorizer: str | None = None,
         *,
         fusion: Fusion = "relative_score",
+        embedder: str = "",
     ) -> None:
         self._client = client
         self._name = collection_name(collection)
@@ -125,6 +128,8 @@ class WeaviateStore:
         self._tenant = tenant or None
         self._vectorizer = vectorizer or None
         self._fusion = FUSIONS[fusion]
+        self._embedder = embedder  # embedder_identity: which model's vectors this index holds
+        self._stale = ""  # set when another embedder built the index: why it must be rebuilt
         self._vector_name: str | None = VECTOR_NAME
         with _weaviate_errors(f"prepare collection {self._name}"):
             self._collection = self._open()
@@ -166,9 +171,10 @@ class WeaviateStore:
         for prop in plan_migration({p.name: p.data_type.value for p in config.properties}):
             collection.config.add_property(prop)
             log.info("added property %s to Weaviate collection %s", prop.name, self._name)
+        self._base = collection
         if self._tenant:
             collection = self._tenant_collection(collection, self._tenant)
-        self._check_dimensions(collection)
+        self._check_embedder(collection, config)
         return collection
 
     def _check_tenancy(self, config: CollectionConfig) -> None:
@@ -202,18 +208,55 @@ class WeaviateStore:
             )
             raise ConfigError(msg)
 
-    def _check_dimensions(self, collection: Collection[dict[str, Any], None]) -> None:
+    def _check_embedder(self, collection: Collection[dict[str, Any], None], config: CollectionConfig) -> None:
+        """Vectors of two embedders are never compared, as in LanceDBStore: searching an index
+        another model built is refused, and the next sync rebuilds it."""
         if self._vectorizer:
-            return  # the module decides the size, and queries are vectorized by it too
+            return  # the module makes every vector, the question's included
+        made_by = recorded_embedders(config.description).get(self._tenant or "", {})
         sample = collection.query.fetch_objects(limit=1, include_vector=True).objects
-        if not sample:
+        stored = flat_vector(sample[0].vector, self._vector_name or VECTOR_NAME) if sample else None
+        dimensions = len(stored) if stored is not None else made_by.get("dimensions")
+        if dimensions not in (None, self._dimensions) or (
+            self._embedder and made_by.get("embedder") not in (None, self._embedder)
+        ):
+            where = f"tenant {self._tenant} of " if self._tenant else ""
+            self._stale = (
+                f"{where}Weaviate collection {self._name} was built by the embedder "
+                f"{made_by.get('embedder') or '(not recorded)'} ({dimensions} dimensions), but "
+                f"[embeddings] now selects {self._embedder or '(unnamed)'} ({self._dimensions} dimensions)"
+            )
+        elif self._embedder and made_by.get("embedder") != self._embedder:
+            self._record_embedder()  # a new index, or one from before embedders were recorded
+
+    def _record_embedder(self) -> None:
+        if not self._embedder:
             return
-        stored = flat_vector(sample[0].vector, self._vector_name or VECTOR_NAME)
-        if stored is not None and len(stored) != self._dimensions:
+        description = self._base.config.get().description
+        record = {"embedder": self._embedder, "dimensions": self._dimensions}
+        self._base.config.update(description=with_embedder(description, self._tenant or "", record))
+
+    def _rebuild_if_stale(self) -> None:
+        """A sync after an embedder change starts over: every source is re-embedded by the new model."""
+        if not self._stale:
+            return
+        log.warning("%s; rebuilding the index: each source is re-indexed on its next sync", self._stale)
+        with _weaviate_errors(f"rebuild collection {self._name}"):
+            if self._tenant:  # a fresh shard of its own; other workspaces' tenants are untouched
+                self._base.tenants.remove(self._tenant)
+                self._base.tenants.create(self._tenant)
+            else:  # a fresh vector index: one that held other-sized vectors keeps refusing new ones
+                self._client.collections.delete(self._name)
+                self._stale = ""
+                self._collection = self._open()
+            self._stale = ""
+            self._record_embedder()
+
+    def _refuse_if_stale(self) -> None:
+        if self._stale:
             msg = (
-                f"Weaviate collection {self._name} holds {len(stored)}-dimensional vectors but the "
-                f"embedder makes {self._dimensions}: restore the previous [embeddings] setting, or use "
-                "another store.table and run `archivist sync --full`"
+                f"{self._stale}. Run `archivist sync` to re-index every source with the new embedder, "
+                "or restore the previous [embeddings] setting"
             )
             raise ConfigError(msg)
 
@@ -249,6 +292,7 @@ class WeaviateStore:
         if len(chunks) != len(vectors):
             msg = f"{len(chunks)} chunks but {len(vectors)} vectors"
             raise ValueError(msg)
+        self._rebuild_if_stale()
         if not new_documents:
             for source, document_ids in _documents_by_source(chunks).items():
                 self.delete_documents(source, document_ids)
@@ -291,6 +335,7 @@ class WeaviateStore:
         return {self._vector_name: values} if self._vector_name else values
 
     def delete_documents(self, source: str, document_ids: Iterable[str]) -> None:
+        self._rebuild_if_stale()
         ids = sorted(set(document_ids))
         with _weaviate_errors(f"delete documents of {source}"):
             for start in range(0, len(ids), DELETE_BATCH):
@@ -320,6 +365,7 @@ class WeaviateStore:
         return total or 0
 
     def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
+        self._rebuild_if_stale()  # what a sync asks first: the new embedder starts from an empty index
         if self.count(source) == 0:
             return {}
         documents: dict[str, IndexedDocument] = {}
@@ -340,6 +386,7 @@ class WeaviateStore:
         return documents
 
     def search(self, query: SearchQuery, access: AccessFilter) -> list[SearchHit]:
+        self._refuse_if_stale()
         text = query.text.strip()
         if query.alpha == 0 and not text:
             return []  # keyword-only search for no keywords

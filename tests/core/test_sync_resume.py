@@ -13,7 +13,7 @@ import pytest
 
 from connectors.base import Batch
 from core.app import App
-from core.documents import Acl, Document
+from core.documents import Acl, Document, LoadFailure
 from core.settings import load_settings
 from core.sync_service import SyncBusy
 from tests.conftest import PROJECT_ROOT, _CachedEmbeddings, stop_embedded_redis
@@ -103,6 +103,7 @@ class PolledSource:
             self.edit(page_id, text)
         self.cursors_asked: list[str | None] = []
         self.crash_after: int | None = None
+        self.broken: set[str] = set()
 
     def edit(self, page_id: str, text: str) -> None:
         self.clock += 1
@@ -119,7 +120,9 @@ class PolledSource:
                 raise ConnectionResetError("the worker died")
             piece = changed[n : n + 10]
             batch: Batch = [
-                Document(id=i, source=self.name, title=i, text=self.pages[i][0], acl=Acl.everyone())
+                LoadFailure(i, self.name, "HTTP 500")
+                if i in self.broken
+                else Document(id=i, source=self.name, title=i, text=self.pages[i][0], acl=Acl.everyone())
                 for _, i in piece
             ]
             yield batch, str(piece[-1][0])
@@ -157,3 +160,17 @@ def test_a_full_sync_of_a_polled_source_reads_from_the_start(pages_app: App) -> 
     report = pages_app.sync_engine.sync(source, full=True)
     assert source.cursors_asked == [None, None]
     assert report.updated == 5
+
+
+def test_a_document_that_failed_is_retried_by_the_next_sync(pages_app: App) -> None:
+    source = PolledSource({f"p{n:02}": f"Paragraph {n} on release trains." for n in range(25)})
+    source.broken = {"p12"}
+    first = pages_app.sync_engine.sync(source)
+    assert first.failed == 1 and first.added == 24
+    assert pages_app.sync_status.checkpoint("wiki") == "10"  # held before the failed page's batch
+
+    source.broken = set()  # the page is readable again, though nobody edited it
+    second = pages_app.sync_engine.sync(source)
+    assert second.added == 1 and second.updated == 0  # only the missing page is indexed
+    assert "p12" in pages_app.store.indexed_documents("wiki")
+    assert pages_app.sync_status.checkpoint("wiki") == "25"

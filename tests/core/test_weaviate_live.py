@@ -107,12 +107,16 @@ def test_refused_chunks_are_reported_and_their_documents_left_out(client, name: 
     assert set(store.indexed_documents("kb")) == {"a.md", "b.md"}  # c.md will be retried next sync
 
 
-def test_a_changed_embedder_size_is_a_config_error(client, name: str) -> None:
+def test_another_embedder_is_refused_then_rebuilt(client, name: str) -> None:
     from core.store.weaviate_store import WeaviateStore
 
-    WeaviateStore(client, name, 4).upsert([_chunk("a.md", "alpha")], [[1, 0, 0, 0]])
-    with pytest.raises(ConfigError, match="4-dimensional"):
-        WeaviateStore(client, name, 8)
+    WeaviateStore(client, name, 4, embedder="model-a").upsert([_chunk("a.md", "alpha")], [[1, 0, 0, 0]])
+    switched = WeaviateStore(client, name, 8, embedder="model-b")
+    with pytest.raises(ConfigError, match="was built by the embedder model-a"):
+        switched.search(SearchQuery("alpha", [1.0] + [0.0] * 7), AccessFilter())
+    assert switched.indexed_documents("kb") == {}  # a sync starts over with a fresh vector index
+    switched.upsert([_chunk("a.md", "alpha")], [[1.0] + [0.0] * 7])  # 8 dimensions now accepted
+    assert switched.count() == 1
 
 
 def test_keyword_only_hits_get_their_true_similarity(client, name: str) -> None:

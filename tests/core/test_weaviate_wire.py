@@ -264,7 +264,29 @@ def test_a_moment_of_unavailability_is_retried(fake: FakeWeaviate, client) -> No
     ] == ["a.md"]
 
 
-def test_a_changed_embedder_size_is_a_config_error(fake: FakeWeaviate, client) -> None:
-    WeaviateStore(client, "chunks", 4).upsert([_chunk("a.md", 0, "alpha")], [[1, 0, 0, 0]])
-    with pytest.raises(ConfigError, match="holds 4-dimensional vectors but the embedder makes 8"):
-        WeaviateStore(client, "chunks", 8)
+def test_another_embedder_is_refused_then_rebuilt_by_the_next_sync(fake: FakeWeaviate, client) -> None:
+    first = WeaviateStore(client, "chunks", 4, embedder="model-a")
+    first.upsert([_chunk("a.md", 0, "alpha"), _chunk("b.md", 0, "beta")], [[1, 0, 0, 0]] * 2)
+    assert "model-a" in fake.classes["Chunks"]["description"]  # recorded with the collection
+    same = WeaviateStore(client, "chunks", 4, embedder="model-a")
+    assert same.search(SearchQuery("alpha", [1, 0, 0, 0]), AccessFilter()) != []
+    for dims, embedder in ((4, "model-b"), (8, "model-a")):  # another model, or another size
+        other = WeaviateStore(client, "chunks", dims, embedder=embedder)
+        with pytest.raises(ConfigError, match=r"was built by the embedder model-a .* Run `archivist sync`"):
+            other.search(SearchQuery("x", [1.0] + [0.0] * (dims - 1)), AccessFilter())
+    switched = WeaviateStore(client, "chunks", 8, embedder="model-b")
+    assert switched.indexed_documents("kb") == {}  # what a sync asks first: the index starts over
+    assert switched.count() == 0
+    switched.upsert([_chunk("a.md", 0, "alpha")], [[1.0] + [0.0] * 7], new_documents=True)
+    reopened = WeaviateStore(client, "chunks", 8, embedder="model-b")
+    assert reopened.count() == 1 and reopened.search(SearchQuery("alpha", [1.0] + [0.0] * 7), AccessFilter())
+
+
+def test_a_tenant_rebuilds_alone(fake: FakeWeaviate, client) -> None:
+    for tenant in ("acme", "globex"):
+        store = WeaviateStore(client, "chunks", 4, tenant=tenant, embedder="model-a")
+        store.upsert([_chunk("a.md", 0, "alpha")], [[1, 0, 0, 0]])
+    acme = WeaviateStore(client, "chunks", 8, tenant="acme", embedder="model-b")
+    assert acme.indexed_documents("kb") == {} and acme.count() == 0  # acme's shard started over
+    globex = WeaviateStore(client, "chunks", 4, tenant="globex", embedder="model-a")
+    assert globex.count() == 1 and globex.search(SearchQuery("alpha", [1, 0, 0, 0]), AccessFilter())

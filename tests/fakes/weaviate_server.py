@@ -565,13 +565,24 @@ def _rest_handler(fake: FakeWeaviate) -> type[BaseHTTPRequestHandler]:
                 for tenant in body:
                     fake.tenants[match[1]][tenant["name"]] = tenant["activityStatus"]
                 self._send(200, body)
+            elif match := re.fullmatch(r"/v1/schema/([^/]+)", path):
+                with fake.lock:
+                    fake.classes[match[1]]["description"] = body.get("description")
+                self._send(200, fake.classes[match[1]])
             else:
                 self._send(404)
 
         def do_DELETE(self) -> None:  # noqa: N802
             path = self.path.split("?")[0]
-            fake.requests.append(("DELETE " + path, {}))
-            if match := re.fullmatch(r"/v1/schema/([^/]+)", path):
+            body = self._body()
+            fake.requests.append(("DELETE " + path, {"items": body}))
+            if match := re.fullmatch(r"/v1/schema/([^/]+)/tenants", path):
+                with fake.lock:
+                    for name in body:
+                        fake.tenants[match[1]].pop(name, None)
+                        fake.objects.pop((match[1], name), None)
+                self._send(200)
+            elif match := re.fullmatch(r"/v1/schema/([^/]+)", path):
                 fake.classes.pop(match[1], None)
                 for key in [k for k in fake.objects if k[0] == match[1]]:
                     del fake.objects[key]
