@@ -254,6 +254,11 @@ class WeaviateStore:
 
     def _refuse_if_stale(self) -> None:
         if self._stale:
+            # Another process (the worker's sync) may have rebuilt the index since: look again.
+            self._stale = ""
+            with _weaviate_errors(f"read collection {self._name}"):
+                self._check_embedder(self._collection, self._base.config.get())
+        if self._stale:
             msg = (
                 f"{self._stale}. Run `archivist sync` to re-index every source with the new embedder, "
                 "or restore the previous [embeddings] setting"

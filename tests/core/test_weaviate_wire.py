@@ -290,3 +290,17 @@ def test_a_tenant_rebuilds_alone(fake: FakeWeaviate, client) -> None:
     assert acme.indexed_documents("kb") == {} and acme.count() == 0  # acme's shard started over
     globex = WeaviateStore(client, "chunks", 4, tenant="globex", embedder="model-a")
     assert globex.count() == 1 and globex.search(SearchQuery("alpha", [1, 0, 0, 0]), AccessFilter())
+
+
+def test_a_bot_searches_again_once_the_worker_has_rebuilt(fake: FakeWeaviate, client) -> None:
+    WeaviateStore(client, "chunks", 4, embedder="model-a").upsert(
+        [_chunk("a.md", 0, "alpha")], [[1, 0, 0, 0]]
+    )
+    bot = WeaviateStore(client, "chunks", 8, embedder="model-b")  # opened before the sync ran
+    query = SearchQuery("alpha", [1.0] + [0.0] * 7)
+    with pytest.raises(ConfigError, match="Run `archivist sync`"):
+        bot.search(query, AccessFilter())
+    worker = WeaviateStore(client, "chunks", 8, embedder="model-b")
+    worker.indexed_documents("kb")
+    worker.upsert([_chunk("a.md", 0, "alpha")], [[1.0] + [0.0] * 7], new_documents=True)
+    assert [hit.chunk.document_id for hit in bot.search(query, AccessFilter())] == ["a.md"]
