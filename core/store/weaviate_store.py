@@ -247,7 +247,6 @@ class WeaviateStore:
                 self._base.tenants.create(self._tenant)
             else:  # a fresh vector index: one that held other-sized vectors keeps refusing new ones
                 self._client.collections.delete(self._name)
-                self._stale = ""
                 self._collection = self._open()
             self._stale = ""
             self._record_embedder()
