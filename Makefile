@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast typecheck bench lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,8 +20,12 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/archivist demo
 
-test: install
+test: install typecheck
 	$(PY) -m pytest
+
+# The Weaviate backend against weaviate-client's own types; files and flags in pyproject.toml.
+typecheck: install
+	$(PY) -m mypy
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
@@ -32,6 +36,9 @@ bench: install
 	$(PY) benchmarks/chat_memory.py
 	$(PY) benchmarks/sample_answers.py
 	$(PY) benchmarks/slack_ack.py
+	$(PY) benchmarks/store_backends.py
+	$(PY) benchmarks/saas_connectors.py
+	$(PY) benchmarks/polled_connectors.py
 
 lint: install
 	$(VENV)/bin/ruff check core connectors bot tests benchmarks

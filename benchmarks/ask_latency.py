@@ -140,7 +140,8 @@ def main() -> None:
         ratio = stats["total"]["p50_ms"] / stats["embed_query"]["p50_ms"]
 
         print(
-            f"{len(samples)} queries over {report.added} documents ({abstained} below the relevance floor: no prompt)"
+            f"{len(samples)} queries over {report.added} documents"
+            f" ({abstained} below the relevance floor: no prompt)"
         )
         print(f"{'step':<12}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
         for step in STEPS:

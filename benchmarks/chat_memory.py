@@ -87,7 +87,8 @@ def main() -> None:
     print("peak RSS, MiB (ru_maxrss of a fresh process)")
     print(f"  bare python         {mib['bare']:8.1f}   baseline")
     print(
-        f"  embedder loaded     {mib['embedder']:8.1f}   baseline; +{mib['embedder'] - mib['bare']:.1f} over bare"
+        f"  embedder loaded     {mib['embedder']:8.1f}"
+        f"   baseline; +{mib['embedder'] - mib['bare']:.1f} over bare"
     )
     print(
         f"  chat, one answer    {mib['chat']:8.1f}   {mib['chat'] / mib['bare']:.1f}x bare, "

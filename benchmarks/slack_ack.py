@@ -201,12 +201,14 @@ def main() -> None:
         for kind, runs in results.items()
     }
     print(
-        f"{args.runs} runs, open loop {args.rate:.0f} events/s for {args.seconds:.0f}s, closed loop x{args.concurrency}"
+        f"{args.runs} runs, open loop {args.rate:.0f} events/s for {args.seconds:.0f}s"
+        f", closed loop x{args.concurrency}"
     )
     for kind, label in (("bare", "bare aiohttp (baseline)"), ("bolt", "Archivist Bolt endpoint")):
         m = medians[kind]
         print(
-            f"  {label:26s} ack p50 {m['p50_ms']:6.2f} ms  p99 {m['p99_ms']:6.2f} ms  {m['events_per_s']:7.0f} events/s"
+            f"  {label:26s} ack p50 {m['p50_ms']:6.2f} ms  p99 {m['p99_ms']:6.2f} ms"
+            f"  {m['events_per_s']:7.0f} events/s"
         )
     b, a = medians["bolt"], medians["bare"]
     print(

@@ -93,7 +93,8 @@ def main() -> None:
         assert len(vectors) == len(texts)
         embed_rate = docs / embed_s
         print(
-            f"(a) embedder alone   {embed_s:8.2f} s  {embed_rate:7.1f} docs/s  {len(texts) / embed_s:7.1f} chunks/s"
+            f"(a) embedder alone   {embed_s:8.2f} s  {embed_rate:7.1f} docs/s"
+            f"  {len(texts) / embed_s:7.1f} chunks/s"
         )
 
         # (b) the full pipeline: a first sync into the empty index.

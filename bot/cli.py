@@ -26,7 +26,8 @@ from bot.console import (
     render_sources_table,
     render_stream,
 )
-from core.answers import MODES, Question
+from bot.models_cli import models_commands
+from core.answers import AUTO, MODES, Question
 from core.errors import ArchivistError, InputError, SourceError
 from core.history import ConversationKey
 from core.settings import load_settings
@@ -71,8 +72,8 @@ def _app():  # noqa: ANN202 - the composition root is imported lazily: `--help` 
 def _question(
     text: str, mode: str | None, principals: list[str], sources: list[str], thread: str
 ) -> Question:
-    if mode is not None and mode not in MODES:
-        msg = f"--mode must be one of {', '.join(MODES)}, not {mode!r}"
+    if mode is not None and mode not in (*MODES, AUTO):
+        msg = f"--mode must be one of {', '.join((*MODES, AUTO))}, not {mode!r}"
         raise InputError(msg)
     settings = _app().settings
     return Question(
@@ -81,6 +82,7 @@ def _question(
         principals=frozenset(settings.cli.principals) | frozenset(principals),
         sources=frozenset(sources) if sources else None,
         mode=mode,  # type: ignore[arg-type]
+        mode_reason="--mode given" if mode else "",
     )
 
 
@@ -88,7 +90,7 @@ def _question(
 def ask(
     question: Annotated[str, typer.Argument(help="What you want to know.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-    mode: Annotated[str | None, typer.Option(help="rag, finetuned or hybrid.")] = None,
+    mode: Annotated[str | None, typer.Option(help="rag, finetuned, hybrid or auto (routed).")] = None,
     principal: Annotated[list[str], typer.Option(help="Read as this principal too (repeatable).")] = [],  # noqa: B006
     source: Annotated[list[str], typer.Option(help="Only read these sources (repeatable).")] = [],  # noqa: B006
     conversation: Annotated[str, typer.Option(help="Continue a named conversation (memory in Redis).")] = "",
@@ -99,7 +101,9 @@ def ask(
         answer = _app().assistant.ask(asked)
         out.print_json(json.dumps(answer.as_dict(), ensure_ascii=False))
     else:
-        render_stream(_app().assistant.stream(asked))
+        answer = render_stream(_app().assistant.stream(asked))
+        if answer.fallback:
+            err.print(f"note: {answer.fallback}; the base model {answer.model} answered", markup=False)
 
 
 @app.command()
@@ -139,8 +143,16 @@ def _chat(mode: str | None) -> None:
 def sync(
     names: Annotated[list[str] | None, typer.Argument(help="Sources to sync (default: all).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-read and re-index every document.")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Put the syncs on the job queue for `archivist worker --jobs`.")
+    ] = False,
 ) -> None:
     """Bring the index in line with the sources: add, update and delete documents."""
+    if queue:
+        application = _app()
+        for name in application.sync_service.resolve(names or []):
+            out.print(application.job_queue.enqueue(name, full=full), markup=False)
+        return
     _sync(names or [], full)
 
 
@@ -164,20 +176,60 @@ def _sync(names: list[str], full: bool) -> None:
 
 
 @app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit (for cron).")] = False,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="Consume sync jobs from the Redis queue ([worker] queue = 'rq').")
+    ] = False,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="With --jobs: stop once the queue is empty.")
+    ] = False,
+) -> None:
+    """Sync each source on its own schedule (interval_s in its config table)."""
+    import threading
+
+    application = _app()
+    if jobs:
+        if application.settings.worker.queue != "rq":
+            msg = '--jobs consumes the Redis job queue: set [worker] queue = "rq" in the config first'
+            raise InputError(msg)
+        application.job_queue.work(application, burst=burst)
+        return
+    scheduler = application.sync_worker()
+    if once:
+        for line in scheduler.run_once():
+            out.print(line, markup=False)
+        return
+    stop = threading.Event()
+    try:
+        scheduler.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
 def sources() -> None:
-    """List the configured sources and what their last sync did."""
+    """List the configured sources, their last sync and when the worker runs them next."""
+    import time
+
+    from core.worker import next_run_at
+
     application = _app()
     service = application.sync_service
+    now = time.time()
     rows = []
     for name in service.names:
         connector = application.connector(name)
+        last = service.last_report(name)
+        interval = application.settings.connectors[name].interval_s
         rows.append(
             (
                 name,
                 connector.kind,
                 connector.describe(),
                 application.store.count(name),
-                service.last_report(name),
+                last,
+                "running" if service.running(name) else next_run_at(interval, last, now),
             )
         )
     if not rows:
@@ -217,6 +269,8 @@ def serve_discord() -> None:
     run(_app())
 
 
+app.add_typer(models_commands(lambda: _app()), name="models")
+
 evaluate = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 app.add_typer(evaluate, name="eval")
 
@@ -244,9 +298,84 @@ def eval_retrieval(
         render_retrieval_table(scores)
 
 
-from bot.finetune_cli import finetune, serve_model  # noqa: E402 - grouped with its commands
+@evaluate.command("compare")
+def eval_compare(
+    dataset: Annotated[Path, typer.Option(help="A SQuAD v2.0 JSON file: data → paragraphs → context, qas.")],
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated: base, rag, finetuned, hybrid.")
+    ] = "base,rag,finetuned,hybrid",
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for report.md, report.html, charts, answers.jsonl.")
+    ] = Path("compare-report"),
+    max_questions: Annotated[
+        int, typer.Option(help="Ask only N questions, drawn with a fixed seed (0: all).")
+    ] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the per-mode metrics as one object.")
+    ] = False,
+) -> None:
+    """The same questions through each answer mode: EM/F1, abstention, citations, latency, tokens."""
+    from bot.console import render_compare_table
+    from core.evaluation.compare import compare_modes
+    from core.evaluation.report import write_report
 
+    comparison = compare_modes(_app(), dataset, modes, max_questions, SyncProgressView)
+    for mode, why in comparison.skipped.items():
+        err.print(f"skipped {mode}: {why}", markup=False)
+    files = write_report(comparison, out_dir)
+    if as_json:
+        out.print_json(json.dumps(comparison.as_dict()))
+    else:
+        render_compare_table(comparison)
+        out.print(f"Report: {files[0]} ({files[1].name}, charts and answers.jsonl beside it)", markup=False)
+
+
+finetune = typer.Typer(help="Fine-tune models on your own data.", no_args_is_help=True)
 app.add_typer(finetune, name="finetune")
+
+
+@finetune.command("retriever")
+def finetune_retriever(
+    dataset: Annotated[
+        Path, typer.Option(help="A BEIR-format directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+    ],
+    split: Annotated[
+        str, typer.Option(help="Which qrels file holds the (question, passage) pairs.")
+    ] = "train",
+    epochs: Annotated[int, typer.Option(help="Passes over the training pairs.")] = 1,
+    batch_size: Annotated[
+        int, typer.Option(help="Pairs per step; the other passages are the negatives.")
+    ] = 16,
+    max_pairs: Annotated[
+        int, typer.Option(help="Train on at most N pairs, drawn with a fixed seed (0: all).")
+    ] = 0,
+    holdout: Annotated[float, typer.Option(help="Share of queries held out and scored before/after.")] = 0.2,
+    eval_docs: Annotated[
+        int, typer.Option(help="Score against the relevant documents plus N others (0: the whole corpus).")
+    ] = 0,
+    name: Annotated[str, typer.Option(help="Version name in the registry (default: from the data).")] = "",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to save the model (default: DATA_DIR/models/NAME).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fine-tune the local embedder on (question, passage) pairs and register it as an embedder version."""
+    from bot.console import render_retriever_tuning
+    from core.retriever_finetune import TuningOptions
+    from core.retriever_finetune import finetune_retriever as tune
+
+    options = TuningOptions(split, epochs, batch_size, max_pairs, holdout, eval_docs, name=name, out=out_dir)
+    result = tune(_app(), dataset, options, SyncProgressView)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        render_retriever_tuning(result)
+
+
+from bot.finetune_cli import finetune_dataset, finetune_run, serve_model  # noqa: E402 - beside the group
+
+finetune.command("dataset")(finetune_dataset)
+finetune.command("run")(finetune_run)
 app.command("serve-model")(serve_model)
 
 

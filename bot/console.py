@@ -107,15 +107,29 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "never"
 
 
-def render_sources_table(rows: list[tuple[str, str, str, int, SyncReport | None]]) -> None:
-    table = Table("source", "type", "reads", "chunks", "last sync", "took", "result")
-    for name, kind, where, chunks, report in rows:
+def render_sources_table(
+    rows: list[tuple[str, str, str, int, SyncReport | None, float | str | None]],
+) -> None:
+    """One row per source; the last column is the next scheduled run (a time, "running" or None)."""
+    table = Table("source", "type", "reads", "chunks", "last sync", "took", "result", "next run")
+    for name, kind, where, chunks, report, next_run in rows:
         result = report.summary().split(": ", 1)[1] if report else "not synced yet"
-        took = f"{report.duration_s:.1f}s" if report else "-"
-        table.add_row(
-            name, kind, where, str(chunks), _when(report.finished_at if report else None), took, result
-        )
+        if report and not report.finished and next_run != "running":
+            result = "interrupted; the next sync resumes it"
+        took = f"{report.duration_s:.1f}s" if report and report.finished else "-"
+        last = _when(report.finished_at or report.started_at) if report else _when(None)
+        table.add_row(name, kind, where, str(chunks), last, took, result, _next_run(next_run))
     out.print(table)
+
+
+def _next_run(value: float | str | None) -> str:
+    if value is None:
+        return "on demand"
+    if isinstance(value, str):
+        return value
+    if value <= time.time():
+        return "due now"
+    return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
 def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
@@ -133,3 +147,44 @@ def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
             str(row["queries"]),
         )
     out.print(table)
+
+
+def render_compare_table(comparison) -> None:  # Comparison
+    from core.evaluation.report import COLUMNS, format_cell, table_rows
+
+    short = {
+        "abstention": "abstains (unans.)",
+        "false_abstention": "abstains (ans.)",
+        "citation_correct": "cites ¶",
+    }
+    table = Table(*(short.get(key, title) for key, title, _ in COLUMNS))
+    for row in table_rows(comparison):
+        table.add_row(*(format_cell(row[key], kind) for key, _, kind in COLUMNS))
+    out.print(table)
+
+
+def render_retriever_tuning(result) -> None:  # RetrieverTuning
+    summary = result.as_dict()
+    out.print(
+        f"Trained on {summary['pairs']} pairs in {summary['steps']} steps "
+        f"(loss {summary['loss_first']:.3f} → {summary['loss_last']:.3f}).",
+        markup=False,
+    )
+    if result.before:
+        table = Table(
+            f"held-out queries: {summary['heldout_queries']}, documents: {summary['eval_docs']}",
+            "base",
+            "fine-tuned",
+            "change",
+        )
+        for key, before in result.before.items():
+            after = result.after[key]
+            table.add_row(key, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+        out.print(table)
+    out.print(f"Registered embedder [bold]{summary['name']}[/bold] at {summary['path']}")
+    out.print(
+        "To use it, set it in the config and re-index (the whole index is rebuilt with it):\n"
+        f'  [embeddings]\n  path = "{summary["path"]}"\n'
+        "  then run: archivist sync",
+        markup=False,
+    )

@@ -1,7 +1,7 @@
 """`archivist finetune dataset|run` and `archivist serve-model`: the training side of fine-tuning.
 
-Imported by bot/cli.py, which owns the error boundary; the heavy libraries load
-only inside the commands that need them.
+bot/cli.py registers these on its `finetune` group and owns the error boundary;
+the heavy libraries load only inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import typer
 from bot.console import err, out
 from core.errors import ConfigError, InputError
 
-finetune = typer.Typer(help="Build fine-tuning data and fine-tune chat models.", no_args_is_help=True)
 REJECTS_SHOWN = 15  # the rest are in rejects.jsonl
 
 
@@ -29,8 +28,7 @@ def _say(line: str) -> None:
     out.print(line, markup=False, highlight=False)
 
 
-@finetune.command("dataset")
-def dataset(
+def finetune_dataset(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Directory to write (default: DATA_DIR/finetune/dataset).")
     ] = None,
@@ -78,8 +76,7 @@ def dataset(
         err.print(f"warning: {warning}", markup=False)
 
 
-@finetune.command("run")
-def run(
+def finetune_run(
     provider: Annotated[str, typer.Option(help="openai (a hosted job) or local (LoRA with PEFT).")],
     dataset_dir: Annotated[Path, typer.Option("--dataset", help="A directory `finetune dataset` wrote.")],
     name: Annotated[str, typer.Option(help="Register the model under this name.")] = "",
@@ -135,8 +132,7 @@ def run(
             job_id=job,
         )
         _say(f"registered {version.name} (model {version.model} at {version.base_url})")
-        _say(f'use it: [models.finetuned] provider = "openai", base_url = "{version.base_url}"')
-        _say(f'                           model = "{version.model}"')
+        _say(f"answer with it: archivist models promote {version.name}")
         return
     if not model:
         msg = "--provider local needs --model: a local Hugging Face causal LM directory"
@@ -153,6 +149,11 @@ def run(
     _say(f"training loss by epoch: {', '.join(f'{loss:.4f}' for loss in result.epoch_losses)}")
     _say(f"registered {version.name} (provider local, {result.seconds:.0f} s on {result.device})")
     _say(f"serve it: archivist serve-model --model {result.merged_dir} --name {version.name}")
+    _say(
+        f"then answer with it: archivist models register {version.name}-served --model {version.name} "
+        f"--base-url http://127.0.0.1:8001/v1 --base-model {model} --data-hash {version.training_data_hash} "
+        "--promote"
+    )
 
 
 def serve_model(
@@ -179,7 +180,11 @@ def serve_model(
         raise InputError(msg) from exc
     _say(f"serving {loaded.name} on {loaded.device} at {server.base_url}")
     _say(
-        f'point the bots at it: [models.finetuned] provider = "openai", base_url = "{server.base_url}", '
+        f"answer with it: archivist models register {loaded.name}-served --model {loaded.name} "
+        f"--base-url {server.base_url} --promote"
+    )
+    _say(
+        f'  or in the config: [models.finetuned] provider = "openai", base_url = "{server.base_url}", '
         f'model = "{loaded.name}"' + (f', api_key_env = "{api_key_env}"' if api_key_env else "")
     )
     try:

@@ -17,6 +17,11 @@ CONNECTOR_TYPES = {
     "filesystem": "connectors.filesystem:FilesystemConnector",
     "web": "connectors.web:WebConnector",
     "git": "connectors.git:GitConnector",
+    "github": "connectors.github:GitHubConnector",
+    "google_drive": "connectors.google_drive:GoogleDriveConnector",
+    "slack_channels": "connectors.slack_channels:SlackChannelsConnector",
+    "confluence": "connectors.confluence:ConfluenceConnector",
+    "notion": "connectors.notion:NotionConnector",
 }
 
 

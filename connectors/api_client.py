@@ -10,6 +10,10 @@ What every one of those APIs needs, in one place:
 - Timeouts and refused connections are retried once, then reported as "cannot reach".
 - Any other error answer raises ``ApiError``, which a connector turns into a ``LoadFailure``
   for one document or lets through to stop the sync when a listing failed.
+- Services that signal rate limits in other ways (GitHub: 403 with ``x-ratelimit-remaining: 0``;
+  Google: 403 ``rateLimitExceeded``) pass ``rate_limit_wait``: it reads a response and says how
+  long to wait, or None when the response is not a rate limit. ``ApiError.rate_limited`` is
+  true when a sync stopped because of one, so connectors stop instead of failing item by item.
 """
 
 from __future__ import annotations
@@ -38,9 +42,15 @@ _RETRY = (429, 503)
 class ApiError(SourceError):
     """An error answer from a source's API; ``status`` is the HTTP status."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, *, rate_limited: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.rate_limited = rate_limited
+
+
+# Seconds to wait before retrying a response the service means as a rate limit (the client waits
+# at least its own doubling back-off), or None when the response is not a rate limit.
+RateLimitWait = Callable[[httpx.Response], float | None]
 
 
 def retry_after(value: str | None, default: float) -> float:
@@ -74,12 +84,14 @@ class ApiClient:
         max_wait_s: float = MAX_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        rate_limit_wait: RateLimitWait | None = None,
     ) -> None:
         self.source = source
         self.service = service
         self.credential_hint = credential_hint
         self._max_wait_s = max_wait_s
         self._sleep = sleep
+        self._rate_limit_wait = rate_limit_wait
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=dict(headers or {}),
@@ -118,20 +130,37 @@ class ApiClient:
                     raise SourceError(msg) from exc
                 self._sleep(BACKOFF_S)
                 continue
-            if response.status_code in _RETRY and attempt + 1 < MAX_ATTEMPTS:
-                delay = retry_after(response.headers.get("retry-after"), BACKOFF_S * 2**attempt)
+            delay = self._retry_delay(response, attempt)
+            if delay is not None and attempt + 1 < MAX_ATTEMPTS:
                 if delay > self._max_wait_s:
                     msg = (
                         f"source {self.source!r}: {self.service} is rate limiting and asked to wait "
                         f"{delay:.0f} s; sync again later"
                     )
-                    raise ApiError(msg, response.status_code)
+                    raise ApiError(msg, response.status_code, rate_limited=True)
                 log.info("%s: HTTP %s, retrying in %.1f s", self.service, response.status_code, delay)
                 self._sleep(delay)
                 attempt += 1
                 continue
+            if delay is not None:
+                msg = (
+                    f"source {self.source!r}: {self.service} still answered HTTP {response.status_code} "
+                    f"after {MAX_ATTEMPTS} attempts (rate limited or overloaded); sync again later"
+                )
+                raise ApiError(msg, response.status_code, rate_limited=True)
             self._raise_for_status(response)
             return response
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying ``response``, or None when it is not worth a retry."""
+        backoff = BACKOFF_S * 2**attempt
+        if self._rate_limit_wait is not None and response.status_code >= 400:
+            wait = self._rate_limit_wait(response)
+            if wait is not None:
+                return max(wait, backoff)
+        if response.status_code in _RETRY:
+            return retry_after(response.headers.get("retry-after"), backoff)
+        return None
 
     def _raise_for_status(self, response: httpx.Response) -> None:
         status = response.status_code

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from core.answers import Mode, Question
+from core.answers import Mode, ModeChoice, Question
 from core.history import ConversationKey
 from core.settings import ChatPlatformSettings
 
@@ -23,11 +23,16 @@ from core.settings import ChatPlatformSettings
 class ChannelPolicy:
     default_sources: frozenset[str] | None = None  # None: every source
     channel_sources: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    channel_modes: Mapping[str, ModeChoice] = field(default_factory=dict)  # unlisted: default_mode
 
     @classmethod
     def from_settings(cls, settings: ChatPlatformSettings) -> ChannelPolicy:
         default = None if settings.default_sources is None else frozenset(settings.default_sources)
-        return cls(default, {channel: frozenset(s) for channel, s in settings.channel_sources.items()})
+        return cls(
+            default,
+            {channel: frozenset(s) for channel, s in settings.channel_sources.items()},
+            dict(settings.channel_modes),
+        )
 
     def sources_for(self, channel: str) -> frozenset[str] | None:
         return self.channel_sources.get(channel, self.default_sources)
@@ -47,13 +52,16 @@ def channel_question(
     policy: ChannelPolicy,
     mode: Mode | None = None,
 ) -> Question:
-    """A question asked where others can read the answer."""
+    """A question asked where others can read the answer; a mode given here wins over the channel's."""
+    chosen: ModeChoice | None = mode or policy.channel_modes.get(channel)
+    reason = "mode given" if mode else f"channel {channel} is set to {chosen}" if chosen else ""
     return Question(
         text=text,
         conversation=ConversationKey(platform, workspace, channel, thread),
         principals=frozenset({principal(platform, "channel", channel)}),
         sources=policy.sources_for(channel),
-        mode=mode,
+        mode=chosen,
+        mode_reason=reason,
     )
 
 

@@ -10,6 +10,8 @@ from core.history import ConversationKey
 
 Mode = Literal["rag", "finetuned", "hybrid"]
 MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid")
+AUTO = "auto"  # not a mode: the router picks one per question
+ModeChoice = Mode | Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,8 @@ class Question:
     conversation: ConversationKey | None = None
     principals: frozenset[str] = frozenset()
     sources: frozenset[str] | None = None
-    mode: Mode | None = None
+    mode: ModeChoice | None = None
+    mode_reason: str = ""  # who set ``mode`` and why, e.g. "channel C1 is set to rag"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class Answer:
     standalone_query: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # what feedback buttons refer to
+    route: str = ""  # the mode the question was routed to; ``mode`` differs after a fallback
+    route_reason: str = ""
+    fallback: str | None = None  # why the base model answered instead of the fine-tuned one
+    error: str | None = None  # why the answer was cut off mid-stream
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -72,6 +79,10 @@ class Answer:
             "abstained": self.abstained,
             "standalone_query": self.standalone_query,
             "timings_ms": {name: round(ms, 1) for name, ms in self.timings_ms.items()},
+            "route": self.route,
+            "route_reason": self.route_reason,
+            "fallback": self.fallback,
+            "error": self.error,
         }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -17,17 +18,25 @@ from connectors.base import Connector
 from core.assistant import Assistant
 from core.chat_models import ChatModel, build_chat_model
 from core.chunking import ChunkingOptions
-from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings
-from core.errors import ConfigError, ServiceUnavailable, UnknownSourceError
+from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings, embedder_identity
+from core.errors import ServiceUnavailable, UnknownSourceError
 from core.feedback import FeedbackStore
 from core.history import ConversationHistory
 from core.model_registry import ModelRegistry
+from core.model_serving import ModelLineup
 from core.redis_conn import connect
+from core.router import Router
 from core.settings import Settings
 from core.store.base import VectorStore
+
+if TYPE_CHECKING:
+    from weaviate import WeaviateClient
+
+    from core.job_queue import SyncJobQueue
 from core.sync import SyncEngine
 from core.sync_service import SyncService
 from core.sync_status import SyncStatusStore
+from core.worker import Schedule, SyncWorker, inline_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +58,46 @@ class App:
         return build_embeddings(self.settings.embeddings)
 
     @cached_property
+    def weaviate(self) -> WeaviateClient:
+        """One checked connection per process, closed when the process exits."""
+        import atexit
+
+        from core.store.weaviate_connect import connect as connect_weaviate
+
+        client = connect_weaviate(self.settings)
+        atexit.register(client.close)
+        return client
+
+    @cached_property
     def store(self) -> VectorStore:
         return self.build_store(self.settings.data_dir / "lancedb", self.settings.store.table)
 
-    def build_store(self, directory: Path, table: str) -> VectorStore:
-        """A store of the configured backend; evaluation builds throwaway ones."""
+    def build_store(
+        self, directory: Path, table: str, dimensions: int | None = None, embedder: str | None = None
+    ) -> VectorStore:
+        """A store of the configured backend; evaluation builds throwaway ones, possibly for another
+        embedder (``dimensions`` and ``embedder`` then describe that one)."""
         if self.settings.store.backend == "weaviate":
-            msg = "store.backend = 'weaviate' is not available yet in this build; use 'lancedb'"
-            raise ConfigError(msg)
+            from core.store.weaviate_store import WeaviateStore
+
+            store = self.settings.store
+            return WeaviateStore(
+                self.weaviate,
+                table,
+                dimensions or self.embedder.dimensions,
+                tenant=store.tenant or None,
+                vectorizer=store.weaviate_vectorizer or None,
+                fusion=store.fusion,
+                embedder=embedder if embedder is not None else embedder_identity(self.settings.embeddings),
+            )
         from core.store.lancedb_store import LanceDBStore
 
-        return LanceDBStore(directory, self.embedder.dimensions, table)
+        return LanceDBStore(
+            directory,
+            dimensions or self.embedder.dimensions,
+            table,
+            embedder if embedder is not None else embedder_identity(self.settings.embeddings),
+        )
 
     def chunking_options(self) -> ChunkingOptions:
         chunking = self.settings.chunking
@@ -89,7 +127,20 @@ class App:
             self._optional(lambda: self.history),
             self.settings.retrieval,
             self.settings.assistant,
+            self.model_lineup,
+            self.router,
         )
+
+    @cached_property
+    def model_lineup(self) -> ModelLineup:
+        """Base and fine-tuned chat models; the promoted registry version is looked up per question."""
+        return ModelLineup(
+            self.models, self.settings.models, lambda: self.redis, self.settings.assistant.promotion_check_s
+        )
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.settings.router, self.settings.assistant.default_mode, self.embedder)
 
     @cached_property
     def sync_engine(self) -> SyncEngine:
@@ -114,6 +165,24 @@ class App:
     @cached_property
     def feedback(self) -> FeedbackStore:
         return FeedbackStore(self.redis)
+
+    @cached_property
+    def job_queue(self) -> SyncJobQueue:
+        from core.job_queue import SyncJobQueue
+
+        try:
+            connection = connect(self.settings.redis.url, self.settings.data_dir, decode=False)
+        except (redis.RedisError, OSError) as exc:
+            msg = f"cannot start or reach Redis for the job queue: {exc}"
+            raise ServiceUnavailable(msg) from exc
+        return SyncJobQueue(connection)
+
+    def sync_worker(self) -> SyncWorker:
+        """The scheduler of `archivist worker`: due syncs run inline or go on the job queue."""
+        settings = self.settings.worker
+        dispatch = self.job_queue.enqueue if settings.queue == "rq" else inline_dispatch(self.sync_service)
+        schedule = Schedule({name: entry.interval_s for name, entry in self.settings.connectors.items()})
+        return SyncWorker(self.sync_service, schedule, dispatch, tick_s=settings.tick_s)
 
     @cached_property
     def model_registry(self) -> ModelRegistry:

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -21,13 +21,15 @@ from langchain_core.output_parsers import StrOutputParser
 
 from core.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
 from core.chat_models import ChatModel, model_errors
-from core.errors import ConfigError, InputError
+from core.errors import ConfigError, InputError, ModelError, ServiceUnavailable
 from core.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
 from core.history import ConversationHistory, Turn
+from core.model_serving import ModelLineup
 from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
 from core.retriever import StoreRetriever
+from core.router import Route, Router
 from core.safety import FenceEchoFilter, fence_marker, neutralize_instructions, strip_fence_echo
-from core.settings import AssistantSettings, RetrievalSettings
+from core.settings import AssistantSettings, RetrievalSettings, RouterSettings
 from core.store.base import AccessFilter, SearchHit, VectorStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,17 @@ class _Clock:
 
     def total(self) -> dict[str, float]:
         return {**self.timings, "total": (time.perf_counter() - self.start) * 1000}
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """One question on its way through the chain."""
+
+    question: Question
+    text: str
+    turns: list[Turn]
+    standalone: str
+    clock: _Clock
 
 
 def _history_messages(turns: list[Turn]) -> list[BaseMessage]:
@@ -105,6 +118,8 @@ class Assistant:
         history: ConversationHistory | None,
         retrieval: RetrievalSettings,
         settings: AssistantSettings,
+        lineup: ModelLineup | None = None,
+        router: Router | None = None,
     ) -> None:
         self._store = store
         self._embedder = embedder
@@ -112,6 +127,8 @@ class Assistant:
         self._history = history
         self._retrieval = retrieval
         self._settings = settings
+        self._lineup = lineup or ModelLineup(models)
+        self._router = router or Router(RouterSettings(), settings.default_mode, embedder)
 
     # -- public surface ------------------------------------------------------
 
@@ -124,47 +141,37 @@ class Assistant:
 
     def stream(self, question: Question) -> Iterator[AnswerEvent]:
         text = self._validate(question.text)
-        mode: Mode = question.mode or self._settings.default_mode
-        model = self._model_for(mode)
         clock = _Clock()
         turns = self._history.load(question.conversation) if self._history and question.conversation else []
         clock.lap("history")
-        standalone = self._condense(text, turns, model) if turns else text
+        # Condensing serves retrieval, which always goes with the base model.
+        standalone = self._condense(text, turns, self._lineup.base) if turns else text
         clock.lap("condense")
+        route = self._router.decide(question, standalone, self._lineup.has_finetuned())
+        clock.lap("route")
+        asking = _Asking(question, text, turns, standalone, clock)
 
-        hits: list[SearchHit] = []
-        if mode != "finetuned":
-            hits = self.retrieve(standalone, self._access(question))
-            clock.lap("retrieve")
+        hits: list[SearchHit] | None = None
+        if route.mode != "finetuned":
+            hits = self._passages(asking)
             if not hits:
-                answer = Answer(NOT_COVERED, [], mode, model.name, True, standalone, clock.total())
-                yield Token(answer.text)
-                self._remember(question, text, answer)
-                yield Done(answer)
-                return
-
-        messages, used = self._prompt(mode, model, text, turns, hits)
-        clock.lap("prompt")
-        pieces: list[str] = []
-        echo = FenceEchoFilter()
-        with model_errors(model.name):
-            for chunk in model.runnable.stream(messages):
-                piece = echo.feed(str(chunk.content))
-                if piece:
-                    if not pieces:
-                        clock.lap("first_token")
-                    pieces.append(piece)
-                    yield Token(piece)
-                    if piece.endswith((".", "\n")) and is_looping("".join(pieces)):
-                        log.info("model %s repeats itself; stopping generation", model.name)
-                        break
-        if tail := echo.flush():
-            pieces.append(tail)
-            yield Token(tail)
-        clock.lap("generate")
-        answer = self._finish(without_repeats("".join(pieces)), used, mode, model, standalone, clock)
-        self._remember(question, text, answer)
-        yield Done(answer)
+                route = self._router.after_empty_retrieval(route, self._lineup.has_finetuned())
+        model: ChatModel | None = None
+        try:
+            model = self._model_for(route.mode)
+            yield from self._respond(asking, route, route.mode, model, hits or [])
+            return
+        except (ModelError, ServiceUnavailable) as exc:  # raised before any token was shown
+            if route.mode == "rag":
+                raise
+            failed = self._lineup.label(model)
+            reason = f"fine-tuned model {failed} failed: {exc}"
+            log.warning("%s; the base model answers instead", reason)
+            self._lineup.record_fallback(failed, reason)
+            clock.lap("failed_attempt")
+        # The fallback: the base model answers from the documents, as in rag mode.
+        hits = hits if hits is not None else self._passages(asking)
+        yield from self._respond(asking, route, "rag", self._lineup.base, hits, fallback=reason)
 
     async def astream(self, question: Question) -> AsyncIterator[AnswerEvent]:
         """``stream`` for async frontends: the work runs in a thread, events arrive in order.
@@ -220,6 +227,72 @@ class Assistant:
 
     # -- steps ---------------------------------------------------------------
 
+    def _passages(self, asking: _Asking) -> list[SearchHit]:
+        hits = self.retrieve(asking.standalone, self._access(asking.question))
+        asking.clock.lap("retrieve")
+        return hits
+
+    def _respond(
+        self,
+        asking: _Asking,
+        route: Route,
+        mode: Mode,
+        model: ChatModel,
+        hits: list[SearchHit],
+        fallback: str | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Stream one answer from ``model``; end with Done.
+
+        A model failure before the first token propagates (the caller may fall back);
+        after it, the answer ends cleanly with what was said and a note that it was cut off.
+        """
+        clock = asking.clock
+        if mode != "finetuned" and not hits:
+            answer = Answer(NOT_COVERED, [], mode, model.name, True, asking.standalone, clock.total())
+            answer = replace(answer, route=route.mode, route_reason=route.reason, fallback=fallback)
+            yield Token(answer.text)
+            self._remember(asking.question, asking.text, answer)
+            yield Done(answer)
+            return
+        messages, used = self._prompt(mode, model, asking.text, asking.turns, hits)
+        clock.lap("prompt")
+        pieces: list[str] = []
+        echo = FenceEchoFilter()
+        try:
+            with model_errors(model.name):
+                for chunk in model.runnable.stream(messages):
+                    piece = echo.feed(str(chunk.content))
+                    if piece:
+                        if not pieces:
+                            clock.lap("first_token")
+                        pieces.append(piece)
+                        yield Token(piece)
+                        if piece.endswith((".", "\n")) and is_looping("".join(pieces)):
+                            log.info("model %s repeats itself; stopping generation", model.name)
+                            break
+        except (ModelError, ServiceUnavailable) as exc:
+            if not pieces:
+                raise
+            # Words already on the user's screen can't be taken back: end cleanly instead of falling back.
+            log.warning("model %s failed mid-answer: %s", model.name, exc)
+            note = f"\n\n(The answer was cut off: the model {model.name} stopped responding. Ask again.)"
+            yield Token(note)
+            clock.lap("generate")
+            said = "".join(pieces)
+            sources = self._sources(used, cited_indexes(said, len(used))) if used else []
+            answer = Answer(said + note, sources, mode, model.name, False, asking.standalone, clock.total())
+            answer = replace(answer, route=route.mode, route_reason=route.reason, error=str(exc))
+            yield Done(answer)  # not remembered: a broken turn would mislead follow-ups
+            return
+        if tail := echo.flush():
+            pieces.append(tail)
+            yield Token(tail)
+        clock.lap("generate")
+        answer = self._finish(without_repeats("".join(pieces)), used, mode, model, asking.standalone, clock)
+        answer = replace(answer, route=route.mode, route_reason=route.reason, fallback=fallback)
+        self._remember(asking.question, asking.text, answer)
+        yield Done(answer)
+
     def _validate(self, text: str) -> str:
         text = text.strip()
         if not text:
@@ -233,11 +306,15 @@ class Assistant:
 
     def _model_for(self, mode: Mode) -> ChatModel:
         if mode == "rag":
-            return self._models["base"]
-        if "finetuned" not in self._models:
-            msg = f"mode {mode!r} needs a fine-tuned model: add a [models.finetuned] entry to the config"
+            return self._lineup.base
+        model = self._lineup.finetuned()
+        if model is None:
+            msg = (
+                f"mode {mode!r} needs a fine-tuned model: promote one with `archivist models promote NAME` "
+                "or add a [models.finetuned] entry to the config"
+            )
             raise ConfigError(msg)
-        return self._models["finetuned"]
+        return model
 
     @staticmethod
     def _access(question: Question) -> AccessFilter:

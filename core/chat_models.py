@@ -117,6 +117,7 @@ class ChatModel:
     runnable: BaseChatModel
     context_window: int
     max_tokens: int
+    version: str = ""  # the model registry's version name; "" for a model from the config file
 
     def count_tokens(self, text: str) -> int:
         if isinstance(self.runnable, LlamaCppChatModel):
@@ -153,7 +154,7 @@ def build_chat_model(entry: str, settings: ModelSettings) -> ChatModel:
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
             timeout=settings.timeout_s,
-            max_retries=2,
+            max_retries=settings.max_retries,
             streaming=True,
         )
     return ChatModel(settings.model, runnable, settings.context_window, settings.max_tokens)
@@ -162,11 +163,13 @@ def build_chat_model(entry: str, settings: ModelSettings) -> ChatModel:
 @contextmanager
 def model_errors(name: str) -> Iterator[None]:
     """Turn a model client's failures into the core's error tree, naming the model."""
+    import httpx
     import openai
 
     try:
         yield
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+    except (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError) as exc:
+        # httpx errors reach us unwrapped when a streamed response breaks off mid-way.
         msg = f"cannot reach the model endpoint for {name!r}: {exc}"
         raise ServiceUnavailable(msg) from exc
     except openai.APIError as exc:

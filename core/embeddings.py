@@ -5,6 +5,7 @@ Both implement LangChain's ``Embeddings`` so any LangChain component can use the
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -24,9 +25,23 @@ def bundled_minilm_path() -> str:
     return os.path.join(os.path.dirname(package.__file__), "model")
 
 
+def weights_stamp(directory: str) -> str:
+    """Size and modification time of a model directory's weight files: changes when they are rewritten."""
+    stamps = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name) if os.path.isdir(directory) else []:
+        if entry.is_file() and entry.name.endswith((".safetensors", ".bin")):
+            info = entry.stat()
+            stamps.append(f"{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:12]
+
+
 @lru_cache(maxsize=2)
-def _load_sentence_transformer(path: str):  # noqa: ANN202
-    """Load once per process: every App, bot and test shares the weights."""
+def _load_sentence_transformer(path: str, stamp: str = ""):  # noqa: ANN202
+    """Load once per process: every App, bot and test shares the weights.
+
+    ``stamp`` (``weights_stamp``) is part of the cache key, so a model re-trained into
+    the same directory is loaded afresh.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
@@ -44,10 +59,11 @@ class LocalEmbeddings(Embeddings):
         self.model_path = model_path
         self.batch_size = batch_size
         self._dimensions = dimensions  # known up front for the bundled model: no load needed
+        self._stamp = weights_stamp(model_path)
 
     @property
     def _model(self):  # noqa: ANN202 - SentenceTransformer is imported lazily
-        return _load_sentence_transformer(self.model_path)
+        return _load_sentence_transformer(self.model_path, self._stamp)
 
     @property
     def dimensions(self) -> int:
@@ -117,15 +133,42 @@ def build_embeddings(settings: EmbeddingSettings) -> LocalEmbeddings | RemoteEmb
         import torch
 
         torch.set_num_threads(settings.threads)  # process-wide: torch has no per-model setting
+    path = local_model_path(settings)
+    known = None if settings.path else LOCAL_MODELS.get(settings.model)  # the bundled model's size
+    return LocalEmbeddings(path, settings.batch_size, known)
+
+
+def local_model_path(settings: EmbeddingSettings) -> str:
+    """The directory of the local sentence-transformers model the settings select."""
+    if settings.path:
+        if not os.path.isfile(os.path.join(settings.path, "config.json")):
+            msg = f"embeddings.path: {settings.path} is not a sentence-transformers model directory"
+            raise ConfigError(msg)
+        return settings.path
     if settings.model in LOCAL_MODELS:
-        return LocalEmbeddings(bundled_minilm_path(), settings.batch_size, LOCAL_MODELS[settings.model])
+        return bundled_minilm_path()
     if os.path.isdir(settings.model):
-        return LocalEmbeddings(settings.model, settings.batch_size)
+        return settings.model
     msg = (
         f"embeddings.model: {settings.model!r} is neither the bundled all-MiniLM-L6-v2 nor a "
         "local model directory"
     )
     raise ConfigError(msg)
+
+
+def embedder_identity(settings: EmbeddingSettings) -> str:
+    """Names the model that makes the vectors. Vectors of two models are never compared:
+    an index built by another one is rebuilt, and cached vectors are keyed by this.
+
+    A model directory is named by its path and its weights' size and modification time,
+    so a fine-tune written over the same directory counts as a new embedder.
+    """
+    if settings.provider == "openai":
+        return settings.model + (f"@{settings.dimensions}" if settings.dimensions else "")
+    directory = settings.path or (settings.model if settings.model not in LOCAL_MODELS else "")
+    if not directory:
+        return settings.model  # the bundled weights never change
+    return f"{os.path.abspath(directory)}@{weights_stamp(directory)}"
 
 
 def embed_in_batches(embedder: Embeddings, texts: Sequence[str], batch_size: int) -> list[list[float]]:

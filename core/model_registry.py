@@ -84,6 +84,10 @@ class ModelRegistry:
         name = self._current(_PROMOTED.format(kind=kind))
         return self.get(name) if name else None
 
+    def promoted_name(self, kind: ModelKind = "chat") -> str | None:
+        """Just the live version's name: one Redis call, cheap enough to ask per question."""
+        return self._current(_PROMOTED.format(kind=kind))
+
     def rollback(self, kind: ModelKind = "chat") -> ModelVersion | None:
         """Go back to the version promoted before this one; None means back to the configured model."""
         key = _PROMOTED.format(kind=kind)

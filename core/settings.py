@@ -42,6 +42,16 @@ class StoreSettings(_Strict):
     backend: Literal["lancedb", "weaviate"] = "lancedb"
     table: str = "chunks"
     weaviate_url: str = ""
+    # Weaviate only. WEAVIATE_URL sets weaviate_url; the API key (Weaviate Cloud, or a cluster
+    # with API-key auth) is read from the variable named here.
+    weaviate_api_key_env: str = "WEAVIATE_API_KEY"
+    weaviate_grpc_port: Annotated[int, Field(ge=1, le=65535)] = 50051
+    weaviate_embedded: bool = False  # start Weaviate in-process (downloads its binary on first use)
+    # A Weaviate vectorizer module ("text2vec-openai", ...) instead of Archivist's embedder.
+    weaviate_vectorizer: str = ""
+    fusion: Literal["relative_score", "ranked"] = "relative_score"  # how Weaviate fuses hybrid results
+    # Multi-tenancy: this workspace's tenant in a multi-tenant collection; empty means off.
+    tenant: Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]{1,64})?$")] = ""
 
 
 class EmbeddingSettings(_Strict):
@@ -51,6 +61,9 @@ class EmbeddingSettings(_Strict):
     api_key_env: str = "OPENAI_API_KEY"
     batch_size: Annotated[int, Field(ge=1, le=2048)] = 64
     dimensions: int | None = None
+    # A local sentence-transformers directory (e.g. from `archivist finetune retriever`); it replaces
+    # `model`. Changing the embedder makes the next `archivist sync` rebuild the whole index.
+    path: str = ""
     # CPU threads for the local embedder; None lets torch use every core. On a busy small
     # machine (a bot beside a sync) 1 keeps query embedding fast and steady.
     threads: Annotated[int, Field(ge=1)] | None = None
@@ -67,6 +80,9 @@ class ModelSettings(_Strict):
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.1
     timeout_s: Annotated[float, Field(gt=0)] = 60.0
     threads: int | None = None
+    # Retries of a failed request (connection, 429, 5xx) before the answer falls back to the base
+    # model (fine-tuned) or fails (base). Each retry waits, so keep it low for a fallback to be quick.
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
 
 
 class RetrievalSettings(_Strict):
@@ -83,9 +99,34 @@ class ChunkingSettings(_Strict):
 
 
 class AssistantSettings(_Strict):
-    default_mode: Literal["rag", "finetuned", "hybrid"] = "rag"
+    default_mode: Literal["rag", "finetuned", "hybrid", "auto"] = "rag"  # auto: the [router] decides
     max_question_chars: Annotated[int, Field(ge=10)] = 4000
     condense: Literal["llm", "history"] = "history"
+    # How often running bots look up the promoted chat model in the registry (one Redis call).
+    promotion_check_s: Annotated[float, Field(ge=0)] = 5.0
+
+
+class RouteSettings(_Strict):
+    examples: list[str] = []  # questions that belong to this route
+
+
+class RouterSettings(_Strict):
+    """The semantic router used when a question's mode is ``auto``."""
+
+    routes: dict[Literal["rag", "finetuned", "hybrid"], RouteSettings] = {}
+    default: Literal["rag", "finetuned", "hybrid"] = "rag"  # when no route is close enough
+    threshold: Annotated[float, Field(ge=-1, le=1)] = 0.3  # a route's score must reach this
+    top_k: Annotated[int, Field(ge=1, le=20)] = 3  # a route's score: mean cosine of its k nearest examples
+    # When retrieval finds nothing relevant for an auto-routed question: say so ("abstain"), or let
+    # the fine-tuned model answer from what it learned ("finetuned", when one is available).
+    when_nothing_found: Literal["abstain", "finetuned"] = "finetuned"
+
+
+class WorkerSettings(_Strict):
+    # "inline": `archivist worker` runs due syncs itself. "rq": it queues them on Redis for
+    # `archivist worker --jobs` processes, as many as you like.
+    queue: Literal["inline", "rq"] = "inline"
+    tick_s: Annotated[float, Field(gt=0)] = 5.0  # how often the schedule is checked
 
 
 class CliSettings(_Strict):
@@ -98,6 +139,7 @@ class ChatPlatformSettings(_Strict):
     admins: list[str] = []  # user ids allowed to run syncs from chat
     default_sources: list[str] | None = None  # what a channel may read when not listed below; None = all
     channel_sources: dict[str, list[str]] = {}  # channel id -> sources readable there
+    channel_modes: dict[str, Literal["rag", "finetuned", "hybrid", "auto"]] = {}  # channel id -> mode
     ignore_bots: bool = True
 
 
@@ -122,7 +164,7 @@ class ConnectorSettings(BaseModel):
     type: str
     public: bool = False
     principals: list[str] = []
-    interval_s: int | None = None
+    interval_s: Annotated[int, Field(ge=1)] | None = None  # `archivist worker` syncs this often
 
     @field_validator("type")
     @classmethod
@@ -155,7 +197,9 @@ class Settings(_Strict):
     retrieval: RetrievalSettings = RetrievalSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     assistant: AssistantSettings = AssistantSettings()
+    router: RouterSettings = RouterSettings()
     cli: CliSettings = CliSettings()
+    worker: WorkerSettings = WorkerSettings()
     slack: SlackSettings = SlackSettings()
     discord: DiscordSettings = DiscordSettings()
     connectors: dict[str, ConnectorSettings] = {}
@@ -207,12 +251,17 @@ def _resolve_paths(raw: dict[str, object], base: Path) -> None:
         if not isinstance(table, dict):
             continue
         for key in ("path", "cache_dir", "repo"):
+            if key == "repo" and table.get("type") != "git":
+                continue  # a GitHub repo is "owner/name", not a path
             value = table.get(key)
             if isinstance(value, str) and value and not _REMOTE.match(value):
                 table[key] = str((base / Path(value).expanduser()).resolve())
     for table in (raw.get("models") or {}).values():
         if isinstance(table, dict) and table.get("path"):
             table["path"] = str((base / str(table["path"])).resolve())
+    embeddings = raw.get("embeddings")
+    if isinstance(embeddings, dict) and embeddings.get("path"):
+        embeddings["path"] = str((base / str(embeddings["path"])).expanduser().resolve())
 
 
 def _format_validation(error: ValidationError, origin: str) -> str:

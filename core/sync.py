@@ -3,6 +3,11 @@
 List what exists → re-read only new or changed documents → chunk → embed in
 batches → replace their chunks → delete what vanished → record a report.
 Unchanged documents cost no parsing and no embedding.
+
+A sync killed midway (a crash, a deploy, ``kill -9``) resumes without losing or
+duplicating anything: each batch replaces its documents' chunks as one unit, so
+for listed sources the index itself is the checkpoint (done documents show up
+as unchanged), and polled sources save their cursor after every indexed batch.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from connectors.base import Batch, Connector, ListsRefs, LoadsAll
+from connectors.base import Batch, Connector, ListsRefs, LoadsAll, PollsChanges
 from core.chunking import ChunkingOptions, chunk_document
 from core.documents import Acl, Chunk, Document, DocumentRef, LoadFailure
 from core.embeddings import embed_in_batches
@@ -56,9 +61,15 @@ class SyncEngine:
     ) -> SyncReport:
         report = SyncReport(source=connector.name, started_at=time.time(), full=full)
         notify = progress or (lambda _: None)
+        if self._status:
+            previous = self._status.last(connector.name)
+            report.resumed = previous is not None and not previous.finished
+            self._status.save(report)  # unfinished until the end: a kill leaves it marked interrupted
         try:
             indexed = self._store.indexed_documents(connector.name)
-            if isinstance(connector, ListsRefs):
+            if isinstance(connector, PollsChanges):
+                self._sync_polled(connector, indexed, report, full, notify)
+            elif isinstance(connector, ListsRefs):
                 self._sync_refs(connector, indexed, report, full, notify)
             elif isinstance(connector, LoadsAll):
                 self._sync_all(connector, indexed, report, full, notify)
@@ -69,6 +80,9 @@ class SyncEngine:
                 self._store.finish_sync()
         except SourceError as exc:
             report.error = str(exc)
+            raise
+        except BaseException as exc:  # Ctrl-C, a bug: say the run stopped, then let it propagate
+            report.error = f"stopped by {type(exc).__name__}"
             raise
         finally:
             report.finished_at = time.time()
@@ -118,23 +132,58 @@ class SyncEngine:
     ) -> None:
         seen: set[str] = set()
         for batch in connector.load_all():
-            changed: Batch = []
-            for item in batch:
-                seen.add(item.id)
-                known = indexed.get(item.id)
-                if (
-                    isinstance(item, Document)
-                    and not full
-                    and known
-                    and known.content_hash == item.content_hash
-                    and known.acl == item.acl
-                ):
-                    report.unchanged += 1
-                else:
-                    changed.append(item)
-            self._index_batch(changed, indexed, report)
+            seen.update(item.id for item in batch)
+            self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
             notify(Progress(report.source, len(seen), None, "indexing"))
         self._prune(set(indexed) - seen, report, notify)
+
+    def _sync_polled(
+        self,
+        connector: PollsChanges,
+        indexed: dict[str, IndexedDocument],
+        report: SyncReport,
+        full: bool,
+        notify: ProgressCallback,
+    ) -> None:
+        # An empty index (a new embedder rebuilt it) has nothing to resume after: read from the start.
+        cursor = None
+        if self._status and indexed and not full:
+            cursor = self._status.checkpoint(report.source)
+        touched: set[str] = set()
+        # Once a document failed, the cursor stays before it so the next sync retries it, unless
+        # the connector carries failed ids in its cursor itself.
+        own_retries = getattr(connector, "cursor_keeps_failures", False)
+        held = False
+        for batch, next_cursor in connector.poll(cursor):
+            self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
+            held = held or (not own_retries and any(isinstance(item, LoadFailure) for item in batch))
+            if self._status and not held:
+                self._status.save_checkpoint(report.source, next_cursor)
+            touched.update(item.id for item in batch)
+            notify(Progress(report.source, len(touched), None, "indexing"))
+        notify(Progress(report.source, 0, None, "listing"))
+        # Listed only after polling, so a document created meanwhile is never pruned unseen.
+        current = set(connector.list_ids())
+        report.unchanged += len((current & indexed.keys()) - touched)  # not re-read: unchanged since
+        self._prune(set(indexed) - current, report, notify)
+
+    @staticmethod
+    def _changed(batch: Batch, indexed: dict[str, IndexedDocument], report: SyncReport, full: bool) -> Batch:
+        """The items of a batch whose content or readers differ from what is indexed."""
+        changed: Batch = []
+        for item in batch:
+            known = indexed.get(item.id)
+            if (
+                isinstance(item, Document)
+                and not full
+                and known
+                and known.content_hash == item.content_hash
+                and known.acl == item.acl
+            ):
+                report.unchanged += 1
+            else:
+                changed.append(item)
+        return changed
 
     def _index_batch(self, batch: Batch, indexed: dict[str, IndexedDocument], report: SyncReport) -> None:
         chunks: list[Chunk] = []

@@ -1,12 +1,16 @@
 """The one way syncs are started: CLI, Slack and Discord admin commands all call this.
 
 Only one sync of a source runs at a time across every process: a Redis lock with
-an expiry, so a crashed worker cannot hold a source forever.
+a short expiry that the running sync keeps renewing, so a killed worker frees its
+source within a minute instead of leaving it stuck.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,9 +25,11 @@ from core.sync_status import SyncReport, SyncStatusStore
 log = logging.getLogger(__name__)
 
 _LOCK_KEY = "archivist:sync:{source}:lock"
-# Longer than any sync of a reasonable source; a crashed holder frees the source after this.
-LOCK_TTL_S = 2 * 3600
+LOCK_TTL_S = 60  # a killed holder frees the source after this; a live one renews every third of it
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+)
 
 
 class SyncBusy(ArchivistError):
@@ -49,7 +55,9 @@ class SyncService:
         engine: SyncEngine,
         client: redis.Redis | None,
         status: SyncStatusStore | None,
+        lock_ttl_s: int = LOCK_TTL_S,
     ) -> None:
+        self._lock_ttl_s = lock_ttl_s
         self._names = list(names)
         self._connector = connector
         self._engine = engine
@@ -86,9 +94,11 @@ class SyncService:
     def sync(self, name: str, *, full: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
         connector = self._connector(name)
         token = self._acquire(name)
+        stop_renewing = self._keep_renewing(name, token)
         try:
             return self._engine.sync(connector, full=full, progress=progress)
         finally:
+            stop_renewing.set()
             self._release(name, token)
 
     def sync_many(
@@ -106,9 +116,9 @@ class SyncService:
     def _acquire(self, name: str) -> str | None:
         if self._client is None:
             return None
-        token = uuid.uuid4().hex
+        token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"  # who holds it, for operators
         try:
-            taken = self._client.set(_LOCK_KEY.format(source=name), token, nx=True, ex=LOCK_TTL_S)
+            taken = self._client.set(_LOCK_KEY.format(source=name), token, nx=True, ex=self._lock_ttl_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("Redis is unreachable (%s); syncing %s without the cross-process lock", exc, name)
             return None
@@ -116,6 +126,25 @@ class SyncService:
             msg = f"a sync of {name!r} is already running; try again when it has finished"
             raise SyncBusy(msg)
         return token
+
+    def _keep_renewing(self, name: str, token: str | None) -> threading.Event:
+        """Renew the lock in the background until the returned event is set."""
+        stop = threading.Event()
+        if self._client is None or token is None:
+            return stop
+        client, key, ttl = self._client, _LOCK_KEY.format(source=name), self._lock_ttl_s
+
+        def renew() -> None:
+            while not stop.wait(ttl / 3):
+                try:
+                    if not client.eval(_RENEW, 1, key, token, ttl):
+                        log.warning("the sync lock of %s was lost; another sync may start", name)
+                        return
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.warning("could not renew the sync lock of %s: %s", name, exc)
+
+        threading.Thread(target=renew, name=f"sync-lock-{name}", daemon=True).start()
+        return stop
 
     def _release(self, name: str, token: str | None) -> None:
         if self._client is None or token is None:

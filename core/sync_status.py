@@ -10,6 +10,8 @@ import redis
 
 log = logging.getLogger(__name__)
 _KEY = "archivist:sync:{source}:last"
+_CHECKPOINT_KEY = "archivist:sync:{source}:checkpoint"
+_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 MAX_REPORTED_FAILURES = 20  # a summary, not a log: the first few say enough
 
 
@@ -27,6 +29,11 @@ class SyncReport:
     failures: list[str] = field(default_factory=list)
     full: bool = False
     error: str = ""
+    resumed: bool = False  # this run picked up where an interrupted one stopped
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at > 0
 
     @property
     def duration_s(self) -> float:
@@ -42,6 +49,10 @@ class SyncReport:
             f"{self.source}: {self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
             f"{self.deleted} deleted, {self.failed} failed in {self.duration_s:.1f}s"
         )
+        if not self.finished:
+            return f"{self.source}: running or interrupted, {self.added + self.updated} indexed so far"
+        if self.resumed:
+            text += " (resumed an interrupted sync)"
         return f"{text} (stopped: {self.error})" if self.error else text
 
 
@@ -52,13 +63,27 @@ class SyncStatusStore:
     def save(self, report: SyncReport) -> None:
         try:
             self._client.set(_KEY.format(source=report.source), json.dumps(asdict(report)))
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except _REDIS_ERRORS as exc:
             log.warning("could not record the sync status of %s in Redis: %s", report.source, exc)
 
     def last(self, source: str) -> SyncReport | None:
         try:
             raw = self._client.get(_KEY.format(source=source))
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except _REDIS_ERRORS as exc:
             log.warning("could not read sync status from Redis: %s", exc)
             return None
         return SyncReport(**json.loads(raw)) if raw else None
+
+    # A polled source's cursor: saved after each indexed batch, so a killed sync resumes there.
+    def checkpoint(self, source: str) -> str | None:
+        try:
+            return self._client.get(_CHECKPOINT_KEY.format(source=source))
+        except _REDIS_ERRORS as exc:
+            log.warning("could not read the checkpoint of %s (reading everything): %s", source, exc)
+            return None
+
+    def save_checkpoint(self, source: str, cursor: str) -> None:
+        try:
+            self._client.set(_CHECKPOINT_KEY.format(source=source), cursor)
+        except _REDIS_ERRORS as exc:
+            log.warning("could not save the checkpoint of %s: %s", source, exc)

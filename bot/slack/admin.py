@@ -105,7 +105,8 @@ class AdminHandlers:
             connector = self._core.connector(name)
             chunks = self._core.store.count(name)
             lines.append(
-                f"• *{neutralize(name)}* ({neutralize(connector.kind)}): {neutralize(connector.describe())}, {chunks:,} chunks"
+                f"• *{neutralize(name)}* ({neutralize(connector.kind)}): {neutralize(connector.describe())}"
+                f", {chunks:,} chunks"
             )
         return "\n".join(lines) if service.names else "No sources are configured."
 
@@ -158,7 +159,8 @@ class AdminHandlers:
 
 def _progress_text(update: Progress) -> str:
     total = f"/{update.total}" if update.total else ""
-    return f":arrows_counterclockwise: Syncing {neutralize(update.source)}: {update.stage}, {update.done}{total} documents"
+    return f":arrows_counterclockwise: Syncing {neutralize(update.source)}"
+    f": {update.stage}, {update.done}{total} documents"
 
 
 def summary_text(outcomes: list[SyncOutcome]) -> str:

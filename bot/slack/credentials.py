@@ -10,7 +10,9 @@ from core.errors import ConfigError
 
 _HINT = {
     "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from your Slack app's OAuth & Permissions page",
-    "SLACK_SIGNING_SECRET": "the signing secret from your Slack app's Basic Information page (needed with --http)",
+    "SLACK_SIGNING_SECRET": (
+        "the signing secret from your Slack app's Basic Information page (needed with --http)"
+    ),
     "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write (needed for Socket Mode)",
 }
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.embeddings import Embeddings
 
 from core.chunking import ChunkingOptions
+from core.embeddings import embedder_identity
 from core.errors import InputError
 from core.evaluation.beir import BeirConnector, BeirDataset, load_beir
 from core.evaluation.embedding_cache import CachedEmbeddings
@@ -160,7 +161,9 @@ def evaluate_pipeline(
         kept = dict(list(dataset.queries.items())[:max_queries])
         dataset = BeirDataset(dataset.name, dataset.corpus, kept, {q: dataset.qrels[q] for q in kept})
     embedder = CachedEmbeddings(
-        app.embedder, app.settings.data_dir / "cache" / "embeddings.sqlite", app.settings.embeddings.model
+        app.embedder,
+        app.settings.data_dir / "cache" / "embeddings.sqlite",
+        embedder_identity(app.settings.embeddings),
     )
     workdir = Path(tempfile.mkdtemp(prefix="eval-", dir=app.settings.data_dir))
     try:

@@ -25,6 +25,12 @@ class AccessFilter:
     sources: frozenset[str] | None = None
     include_public: bool = True
 
+    def admits(self, source: str, acl: Acl) -> bool:
+        """The same rule the stores apply in their queries, for a store that must check one chunk."""
+        if self.sources is not None and source not in self.sources:
+            return False
+        return (self.include_public and acl.public) or bool(self.principals & acl.principals)
+
 
 @dataclass(frozen=True)
 class IndexedDocument:

@@ -7,6 +7,7 @@ fusion Weaviate uses.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
@@ -134,13 +135,23 @@ def _chunk(row: dict[str, object]) -> Chunk:
 
 
 class LanceDBStore:
+    """``embedder`` names the model that makes the vectors (``embedder_identity``).
+
+    Vectors of two models are never mixed or compared: when the index was built by
+    another embedder (or with another dimension), searching it is refused with a
+    message, and the next sync rebuilds it from scratch.
+    """
+
     name = "lancedb"
 
-    def __init__(self, directory: Path, dimensions: int, table: str = "chunks") -> None:
+    def __init__(self, directory: Path, dimensions: int, table: str = "chunks", embedder: str = "") -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(str(directory))
         self._dimensions = dimensions
         self._table_name = table
+        self._embedder = embedder
+        self._made_by = directory / f"{table}.embedder.json"  # beside the table: which model filled it
+        self._stale = ""  # set when another embedder built the index: why it must be rebuilt
         self._table = self._open()
         self._fts_ready = False
 
@@ -148,16 +159,52 @@ class LanceDBStore:
         try:
             table = self._db.open_table(self._table_name)
         except ValueError:  # lancedb's "table not found"
-            return self._db.create_table(self._table_name, schema=_schema(self._dimensions))
+            return self._create()
         stored = table.schema.field("vector").type.list_size
-        if stored != self._dimensions:
+        made_by = self._recorded_embedder()
+        if stored != self._dimensions or (self._embedder and made_by and made_by != self._embedder):
+            self._stale = (
+                f"the index under {self._db.uri} was built by the embedder {made_by or '(not recorded)'} "
+                f"({stored} dimensions), but [embeddings] now selects {self._embedder or '(unnamed)'} "
+                f"({self._dimensions} dimensions)"
+            )
+        elif self._embedder and not made_by:
+            self._record_embedder()  # an index from before embedders were recorded: adopt this one
+        return table
+
+    def _create(self):  # noqa: ANN202
+        table = self._db.create_table(self._table_name, schema=_schema(self._dimensions))
+        self._record_embedder()
+        return table
+
+    def _recorded_embedder(self) -> str:
+        try:
+            return str(json.loads(self._made_by.read_text(encoding="utf-8"))["embedder"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+
+    def _record_embedder(self) -> None:
+        if self._embedder:
+            record = {"embedder": self._embedder, "dimensions": self._dimensions}
+            self._made_by.write_text(json.dumps(record), encoding="utf-8")
+
+    def _rebuild_if_stale(self) -> None:
+        """A sync after an embedder change starts over: every source is re-embedded by the new model."""
+        if not self._stale:
+            return
+        log.warning("%s; rebuilding the index: each source is re-indexed on its next sync", self._stale)
+        self._db.drop_table(self._table_name)
+        self._table = self._create()
+        self._stale = ""
+        self._fts_ready = False
+
+    def _refuse_if_stale(self) -> None:
+        if self._stale:
             msg = (
-                f"the index under {self._db.uri} holds {stored}-dimensional vectors but the embedder "
-                f"makes {self._dimensions}: restore the previous [embeddings] setting, or delete that "
-                "directory and run `archivist sync` to rebuild the index"
+                f"{self._stale}. Run `archivist sync` to re-index every source with the new embedder, "
+                "or restore the previous [embeddings] setting"
             )
             raise ConfigError(msg)
-        return table
 
     # -- writing -----------------------------------------------------------
 
@@ -166,6 +213,7 @@ class LanceDBStore:
     ) -> None:
         if not chunks:
             return
+        self._rebuild_if_stale()
         if not new_documents:
             by_source: dict[str, set[str]] = {}
             for chunk in chunks:
@@ -176,6 +224,7 @@ class LanceDBStore:
         self._table.add(pa.Table.from_pylist(rows, schema=_schema(self._dimensions)))
 
     def delete_documents(self, source: str, document_ids: Iterable[str]) -> None:
+        self._rebuild_if_stale()
         ids = list(document_ids)
         # Filters are SQL text; keep each statement a reasonable size.
         for start in range(0, len(ids), 500):
@@ -202,6 +251,7 @@ class LanceDBStore:
         return query.to_arrow()
 
     def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
+        self._rebuild_if_stale()  # what a sync asks first: the new embedder starts from an empty index
         columns = ["document_id", "version", "content_hash", "acl_public", "acl_principals"]
         rows = self._scan(columns, f"source = {sql_string(source)}").to_pydict()
         documents: dict[str, IndexedDocument] = {}
@@ -226,6 +276,7 @@ class LanceDBStore:
         return self._fts_ready
 
     def search(self, query: SearchQuery, access: AccessFilter) -> list[SearchHit]:
+        self._refuse_if_stale()
         where = access_sql(access)
         rows: dict[str, dict[str, object]] = {}
         dense: list[tuple[str, float]] = []

@@ -53,3 +53,15 @@ def test_assistant_never_cites_what_the_asker_cannot_read(synced_app: App) -> No
     _index(synced_app, _secret(principals=frozenset({"group:board"})))
     hits = synced_app.assistant.retrieve("What is the acquisition target codename?", AccessFilter())
     assert all(hit.chunk.source == "handbook" for hit in hits)
+
+
+def test_access_filter_admits_as_the_stores_filter() -> None:
+    from core.documents import Acl
+    from core.store.base import AccessFilter
+
+    hr = Acl(False, frozenset({"group:hr"}))
+    assert AccessFilter().admits("kb", Acl(public=True)) and not AccessFilter().admits("kb", hr)
+    assert AccessFilter(frozenset({"group:hr"})).admits("kb", hr)
+    assert not AccessFilter(frozenset({"group:hr"}), frozenset({"wiki"})).admits("kb", hr)
+    assert not AccessFilter(include_public=False).admits("kb", Acl(public=True))
+    assert not AccessFilter(sources=frozenset()).admits("kb", Acl(public=True))

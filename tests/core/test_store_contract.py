@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,15 +17,34 @@ from core.store.base import AccessFilter, SearchQuery, VectorStore
 DIMENSIONS = 4
 
 
-def _lancedb(tmp_path: Path) -> VectorStore:
+def _lancedb(tmp_path: Path, cleanup: ExitStack) -> VectorStore:
     from core.store.lancedb_store import LanceDBStore
 
     return LanceDBStore(tmp_path / "lancedb", DIMENSIONS)
 
 
-@pytest.fixture(params=[_lancedb], ids=["lancedb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
-    return request.param(tmp_path)
+def _weaviate(tmp_path: Path, cleanup: ExitStack) -> VectorStore:
+    """A fresh collection on the cluster at WEAVIATE_URL, dropped after the test."""
+    if not os.environ.get("WEAVIATE_URL"):
+        pytest.skip("set WEAVIATE_URL to run the contract suite against Weaviate")
+    from core.settings import load_settings
+    from core.store.weaviate_connect import connect
+    from core.store.weaviate_store import WeaviateStore
+
+    config = tmp_path / "weaviate.toml"
+    grpc_port = os.environ.get("WEAVIATE_GRPC_PORT", "50051")  # where the cluster publishes gRPC
+    config.write_text(f'[store]\nbackend = "weaviate"\nweaviate_grpc_port = {grpc_port}\n', encoding="utf-8")
+    client = connect(load_settings(config))  # WEAVIATE_URL, WEAVIATE_API_KEY from the environment
+    cleanup.callback(client.close)
+    made = WeaviateStore(client, f"ArchivistContract_{uuid.uuid4().hex}", DIMENSIONS)
+    cleanup.callback(made.drop)
+    return made
+
+
+@pytest.fixture(params=[_lancedb, _weaviate], ids=["lancedb", "weaviate"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    with ExitStack() as cleanup:
+        yield request.param(tmp_path, cleanup)
 
 
 def _chunk(

@@ -4,7 +4,9 @@
 ``POST /v1/chat/completions`` answers with ``reply`` (a string, or a function of
 the request's messages), as one JSON response or as server-sent events when
 ``stream`` is true, exactly as the OpenAI API does. Every request is recorded.
-Set ``fail_with`` to an HTTP status to make the next requests fail.
+Set ``fail_with`` to an HTTP status to make the next requests fail, or
+``error_after_chunks`` to break a streamed answer off with an error event after that
+many chunks (how OpenAI and vLLM report a failure once the stream has started).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class FakeOpenAI:
         self.fail_with: int | None = None
         self.delay_s = 0.0
         self.chunk_chars = 12
+        self.error_after_chunks: int | None = None
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -87,7 +90,12 @@ class FakeOpenAI:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 pieces = [text[i : i + fake.chunk_chars] for i in range(0, len(text), fake.chunk_chars)]
-                for piece in pieces:
+                for sent, piece in enumerate(pieces):
+                    if fake.error_after_chunks is not None and sent >= fake.error_after_chunks:
+                        error = {"error": {"message": "simulated mid-stream failure", "type": "server_error"}}
+                        self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
+                        self.wfile.flush()
+                        return
                     self.wfile.write(f"data: {json.dumps(_chunk(model, piece))}\n\n".encode())
                     self.wfile.flush()
                 self.wfile.write(f"data: {json.dumps(_chunk(model, None, 'stop'))}\n\n".encode())

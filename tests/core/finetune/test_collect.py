@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from core.app import App
 from core.errors import InputError
 from core.finetune.collect import DatasetOptions, build_dataset
 from core.finetune.generate import EXAMPLE_REPLY, QAPair, parse_reply
+from core.settings import load_settings
+from tests.conftest import BASE_CONFIG, stop_embedded_redis
 
 PRIVATE_SOURCE = """
 [connectors.wiki]
@@ -22,9 +25,29 @@ principals = ["group:engineering"]
 """
 
 
-def _remote_embeddings(server) -> str:
-    """Generation does not depend on the vectors: the stand-in's embeddings keep syncs quick."""
-    return f'\n[embeddings]\nprovider = "openai"\nmodel = "text-embedding-test"\nbase_url = "{server.base_url}"\n'
+@pytest.fixture
+def quick_app(kb: Path, write_config, openai_server, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """Apps whose chat model and embedder are the local OpenAI stand-in.
+
+    Generation does not depend on the vectors, and the stand-in's keep syncs quick. These
+    Apps skip the session's shared vector cache, which holds the bundled embedder's vectors.
+    """
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    built: list[App] = []
+
+    def make(extra: str = "", sync: tuple[str, ...] = ("handbook",)) -> App:
+        remote = f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"'
+        embeddings = f'\n[embeddings]\nprovider = "openai"\nmodel = "text-embedding-test"\nbase_url = "{openai_server.base_url}"\n'
+        config = BASE_CONFIG.replace('provider = "llamacpp"', remote) + extra + embeddings
+        application = App(load_settings(write_config(config), environ={}))
+        built.append(application)
+        for name in sync:
+            application.sync_engine.sync(application.connector(name))
+        return application
+
+    yield make
+    for application in built:
+        stop_embedded_redis(application)
 
 
 def _answer(text: str, source: str = "handbook") -> Answer:
@@ -47,9 +70,9 @@ def _rows(directory: Path) -> list[dict]:
 
 
 def test_thumbs_up_answers_become_rows_and_thumbs_down_never(
-    make_remote_app, openai_server, tmp_path: Path
+    quick_app, openai_server, tmp_path: Path
 ) -> None:
-    app = make_remote_app(PRIVATE_SOURCE + _remote_embeddings(openai_server), sync=())
+    app = quick_app(PRIVATE_SOURCE, sync=())
     _rate(app, "How many vacation days do I get?", _answer("Employees get 27 days [1]."), 1, 1)
     _rate(app, "Can I carry days over?", _answer("Yes, all of them [1]."), -1)
     _rate(app, "Is there a learning budget?", _answer("Yes, 1,500 Euros [1]."), 1, -1)
@@ -81,8 +104,8 @@ def test_no_feedback_and_no_generation_says_what_to_do(app: App, tmp_path: Path)
         build_dataset(app, DatasetOptions(tmp_path / "out"))
 
 
-def test_generation_needs_an_index(make_remote_app, openai_server, tmp_path: Path) -> None:
-    app = make_remote_app(_remote_embeddings(openai_server), sync=())
+def test_generation_needs_an_index(quick_app, openai_server, tmp_path: Path) -> None:
+    app = quick_app(sync=())
     with pytest.raises(InputError, match="--generate needs indexed passages.*archivist sync"):
         build_dataset(app, DatasetOptions(tmp_path / "out", generate=5))
 
@@ -112,9 +135,9 @@ def _scripted_generator():
 
 
 def test_generated_pairs_are_checked_and_rejections_explained(
-    make_remote_app, openai_server, tmp_path: Path
+    quick_app, openai_server, tmp_path: Path
 ) -> None:
-    app = make_remote_app(_remote_embeddings(openai_server))
+    app = quick_app()
     openai_server.reply = _scripted_generator()
     seen: list[tuple[int, int, int]] = []
     report = build_dataset(
@@ -151,7 +174,7 @@ PUBLIC = (
 )
 
 
-def test_generation_reads_only_what_everyone_may_read(make_remote_app, openai_server, tmp_path: Path) -> None:
+def test_generation_reads_only_what_everyone_may_read(quick_app, openai_server, tmp_path: Path) -> None:
     for folder, text in (("open", PUBLIC), ("secret", SECRET)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "page.md").write_text(text)
@@ -159,7 +182,7 @@ def test_generation_reads_only_what_everyone_may_read(make_remote_app, openai_se
         '\n[connectors.open]\ntype = "filesystem"\npath = "open"\npublic = true\n'
         '\n[connectors.secret]\ntype = "filesystem"\npath = "secret"\nprincipals = ["group:execs"]\n'
     )
-    app = make_remote_app(sources + _remote_embeddings(openai_server), sync=("open", "secret"))
+    app = quick_app(sources, sync=("open", "secret"))
     openai_server.reply = lambda messages: (
         "Question: How many parking spaces are there?\nAnswer: Forty spaces."
     )
@@ -173,8 +196,8 @@ def test_generation_reads_only_what_everyone_may_read(make_remote_app, openai_se
     assert any("Nightingale" in p for p in _chat_prompts(openai_server))
 
 
-def test_same_seed_same_passages(make_remote_app, openai_server, tmp_path: Path) -> None:
-    app = make_remote_app(_remote_embeddings(openai_server))
+def test_same_seed_same_passages(quick_app, openai_server, tmp_path: Path) -> None:
+    app = quick_app()
     openai_server.reply = _scripted_generator()
     build_dataset(app, DatasetOptions(tmp_path / "a", generate=3, seed=11))
     first = [p.split("\n", 2)[1] for p in _chat_prompts(openai_server)]

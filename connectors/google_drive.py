@@ -1,0 +1,471 @@
+"""Documents from Google Drive (API v3): Google Docs, Sheets and Slides, PDF, Word, Markdown, text, HTML.
+
+``[connectors.NAME] type = "google_drive"``; options: ``folder_id`` (only this folder and its
+subfolders; default everything the token's account can see), ``drive_id`` (one shared drive),
+``api_url`` (``https://www.googleapis.com/drive/v3``; tests) and ``token_env``
+(``GOOGLE_DRIVE_TOKEN``, an OAuth 2.0 access token with the ``drive.readonly`` scope).
+
+Incremental by modified time: ``files.list`` with ``q = "trashed = false and modifiedTime >= T"``
+(plus ``'FOLDER' in parents`` for each folder under ``folder_id``), ``orderBy=modifiedTime``,
+``pageToken`` pagination. As for GitHub issues the listing asks again from the last timestamp
+after each page (keyset pages), and the position keeps the ids delivered at that timestamp, so
+files sharing a modified time are neither lost nor read twice, and a sync killed midway resumes
+after its last batch. Google Docs are exported as HTML (headings survive), Sheets as CSV (the
+first sheet, as Drive exports it) and Slides as text; other files are downloaded
+(``alt=media``) and parsed by type. Files of other types are skipped.
+
+Access comes from each file's permissions: ``anyone`` → public; ``user`` / ``group`` →
+``google:user:EMAIL`` / ``google:group:EMAIL``; ``domain`` → ``google:domain:DOMAIN``; anything
+else adds nobody. Files in shared drives carry no ``permissions`` in listings; they are read
+with ``permissions.list``, and a file whose permissions cannot be read is private. The source's
+``public`` / ``principals`` add to what Drive says. A permission change alone does not change a
+file's modified time, so it reaches the index with the file's next edit or a ``--full`` sync.
+
+Errors: 401 names ``token_env`` (access tokens expire after an hour); 429 and Google's 403
+``rateLimitExceeded`` / ``userRateLimitExceeded`` are retried with back-off; a file that cannot
+be read or exported (over Google's 10 MB export limit, say) is a ``LoadFailure``, retried on
+the next poll. ``list_ids`` lists every non-trashed file of a supported type, ids only.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import httpx
+
+from connectors.api_client import ApiClient, ApiError
+from connectors.base import Batch
+from connectors.parsers import PARSERS, UnreadableFile, parse_file, parse_html, parse_markdown
+from connectors.saas import (
+    Checkpoints,
+    Position,
+    acl_fingerprint,
+    env_name_option,
+    note_outcome,
+    parse_time,
+    read_cursor,
+    retries,
+    stops_sync,
+    string_option,
+    token_from_env,
+    url_option,
+    with_grants,
+)
+from core.documents import Acl, Document, LoadFailure
+from core.errors import SourceError
+from core.settings import ConnectorSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://www.googleapis.com/drive/v3"
+OPTIONS = {"folder_id", "drive_id", "api_url", "token_env"}
+BATCH_SIZE = 32
+PAGE_SIZE = 100  # listings that carry permissions; Drive allows up to 1000
+IDS_PAGE_SIZE = 1000
+MAX_FILE_BYTES = 25 * 1024 * 1024  # as for files on disk: bigger ones are exports or archives
+MAX_FOLDERS = 5000  # a folder tree bigger than this is a whole drive: use drive_id instead
+# Each "'ID' in parents" clause lengthens q; Google rejects very long queries, so a large folder
+# tree is listed with several queries whose answers are merged by modified time.
+PARENTS_PER_QUERY = 40
+
+FOLDER = "application/vnd.google-apps.folder"
+FILE_FIELDS = (
+    "id,name,mimeType,modifiedTime,webViewLink,size,trashed,parents,driveId,permissionIds,"
+    "permissions(id,type,role,emailAddress,domain,deleted)"
+)
+_RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def _csv_table(data: bytes) -> tuple[str, str]:
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace"))))
+    lines = [
+        "| " + " | ".join(cell.strip() for cell in row) + " |" for row in rows if any(c.strip() for c in row)
+    ]
+    return "", "\n".join(lines)
+
+
+# Google's own formats: exported (files/{id}/export) as the type that keeps the most structure.
+EXPORTS: dict[str, tuple[str, Callable[[bytes], tuple[str, str]]]] = {
+    "application/vnd.google-apps.document": ("text/html", parse_html),
+    "application/vnd.google-apps.spreadsheet": ("text/csv", _csv_table),
+    "application/vnd.google-apps.presentation": ("text/plain", parse_markdown),
+}
+# Uploaded files, by MIME type; otherwise by the name's extension when a parser knows it.
+DOWNLOADS = {
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "text/markdown": ".md",
+    "text/x-markdown": ".md",
+    "text/plain": ".txt",
+    "text/html": ".html",
+}
+
+
+def _suffix(file: dict[str, Any]) -> str | None:
+    """The parser suffix for a downloadable file, or None when it is not a type we read."""
+    mime_type = str(file.get("mimeType", ""))
+    if mime_type in DOWNLOADS:
+        return DOWNLOADS[mime_type]
+    suffix = PurePosixPath(str(file.get("name", ""))).suffix.lower()
+    if suffix in PARSERS and not mime_type.startswith("application/vnd.google-apps."):
+        return suffix
+    return None
+
+
+def supported(file: dict[str, Any]) -> bool:
+    return str(file.get("mimeType", "")) in EXPORTS or _suffix(file) is not None
+
+
+def drive_rate_limit_wait(response: httpx.Response) -> float | None:
+    """Google's 403 rate limits carry no Retry-After: retry them with the client's back-off."""
+    if response.status_code != 403:
+        return None
+    try:
+        errors = response.json().get("error", {}).get("errors", [])
+    except (ValueError, AttributeError):
+        return None
+    reasons = {str(e.get("reason")) for e in errors if isinstance(e, dict)}
+    return 0.0 if reasons & _RATE_LIMIT_REASONS else None
+
+
+@dataclass
+class GoogleDriveConnector:
+    name: str
+    grants: Acl  # what the config grants on top of each file's own permissions
+    folder_id: str | None = None
+    drive_id: str | None = None
+    api_url: str = DEFAULT_API_URL
+    token_env: str = "GOOGLE_DRIVE_TOKEN"
+    kind: str = "google_drive"
+    cursor_keeps_failures: ClassVar[bool] = True  # failed ids ride in the cursor and are retried
+    sleep: Callable[[float], None] = time.sleep  # tests pass a fast one
+
+    @classmethod
+    def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GoogleDriveConnector:
+        options = settings.options(OPTIONS)
+        ids = {key: string_option(options, key) for key in ("folder_id", "drive_id")}
+        for key, value in ids.items():
+            if value is not None and not _ID.match(value):
+                msg = f"'{key}' must be a Drive id (letters, digits, '-' and '_'), not {value!r}"
+                raise ValueError(msg)
+        return cls(
+            name=name,
+            grants=Acl(public=settings.public, principals=frozenset(settings.principals)),
+            folder_id=ids["folder_id"],
+            drive_id=ids["drive_id"],
+            api_url=url_option(options, "api_url", DEFAULT_API_URL),
+            token_env=env_name_option(options, "token_env", "GOOGLE_DRIVE_TOKEN"),
+        )
+
+    def describe(self) -> str:
+        where = f"folder {self.folder_id}" if self.folder_id else "every file the account can see"
+        if self.drive_id:
+            where += f" in shared drive {self.drive_id}"
+        return f"Google Drive: {where}"
+
+    # -- PollsChanges ---------------------------------------------------------------------
+
+    def poll(self, cursor: str | None) -> Iterator[tuple[Batch, str]]:
+        with self._client() as api:
+            state = read_cursor(self.name, cursor)
+            stamp = acl_fingerprint(self.grants)
+            if state.get("acl") != stamp:
+                state = {"acl": stamp}  # the config's grants changed: send everything again
+            checkpoints = Checkpoints(state, cursor)
+            queries = self._queries(api)
+            yield from self._retry(api, state, checkpoints)
+            position = Position.from_json(state.get("files"))
+            if position.since and not _STAMP.match(position.since):
+                position = Position()
+            batch: Batch = []
+            for file in self._changed(api, queries, position):
+                modified, file_id = str(file.get("modifiedTime", "")), str(file.get("id", ""))
+                if not position.is_new(modified, file_id):
+                    continue
+                position = position.advanced(modified, file_id)
+                if not supported(file):
+                    continue
+                item = self._load(api, file)
+                note_outcome(state, file_id, item)
+                if item is not None:
+                    batch.append(item)
+                if len(batch) >= BATCH_SIZE:
+                    state["files"] = position.to_json()
+                    yield from checkpoints.emit(batch)
+                    batch = []
+            state["files"] = position.to_json()
+            yield from checkpoints.emit(batch)
+
+    def list_ids(self) -> Iterator[str]:
+        with self._client() as api:
+            ids: list[str] = []
+            for query in self._queries(api):
+                for file in self._list(api, query, "files(id,name,mimeType)", IDS_PAGE_SIZE):
+                    if supported(file):
+                        ids.append(str(file["id"]))
+        yield from ids  # only once every listing succeeded: a half listing would prune too much
+
+    # -- listing --------------------------------------------------------------------------
+
+    def _client(self) -> ApiClient:
+        token = token_from_env(
+            self.name,
+            self.token_env,
+            "an OAuth 2.0 access token with the drive.readonly scope (for example a service account's)",
+        )
+        return ApiClient(
+            self.name,
+            "Google Drive",
+            self.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            credential_hint=(
+                f"set {self.token_env} to a fresh OAuth access token with the drive.readonly scope "
+                "(access tokens expire after an hour)"
+            ),
+            sleep=self.sleep,
+            rate_limit_wait=drive_rate_limit_wait,
+        )
+
+    def _scope(self) -> dict[str, str | int]:
+        params: dict[str, str | int] = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
+        if self.drive_id:
+            params.update(corpora="drive", driveId=self.drive_id)
+        return params
+
+    def _list(
+        self, api: ApiClient, q: str, fields: str, page_size: int, order: bool = False
+    ) -> Iterator[dict]:
+        params: dict[str, str | int] = {**self._scope(), "q": q, "fields": f"nextPageToken,{fields}"}
+        params["pageSize"] = page_size
+        if order:
+            params["orderBy"] = "modifiedTime"
+        while True:
+            page = api.get_json("/files", params=params)
+            yield from (f for f in page.get("files") or [] if isinstance(f, dict) and f.get("id"))
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    def _queries(self, api: ApiClient) -> list[str]:
+        """The q of each listing: everything, or one query per group of folders under folder_id."""
+        if not self.folder_id:
+            return ["trashed = false"]
+        folders = self._folders(api)
+        groups = [folders[i : i + PARENTS_PER_QUERY] for i in range(0, len(folders), PARENTS_PER_QUERY)]
+        return [
+            "trashed = false and (" + " or ".join(f"'{f}' in parents" for f in group) + ")"
+            for group in groups
+        ]
+
+    def _folders(self, api: ApiClient) -> list[str]:
+        assert self.folder_id is not None
+        try:
+            root = api.get_json(
+                f"/files/{self.folder_id}", params={"fields": "id,mimeType,trashed", **self._scope()}
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                msg = (
+                    f"source {self.name!r}: folder {self.folder_id} does not exist in Google Drive, or it "
+                    f"is not shared with the account of {self.token_env}"
+                )
+                raise SourceError(msg) from None
+            raise
+        if root.get("mimeType") != FOLDER or root.get("trashed"):
+            msg = f"source {self.name!r}: {self.folder_id} is not a folder (or it is in the trash)"
+            raise SourceError(msg)
+        found, frontier = [self.folder_id], [self.folder_id]
+        while frontier and len(found) < MAX_FOLDERS:
+            group, frontier = frontier[:PARENTS_PER_QUERY], frontier[PARENTS_PER_QUERY:]
+            parents = " or ".join(f"'{f}' in parents" for f in group)
+            q = f"mimeType = '{FOLDER}' and trashed = false and ({parents})"
+            for folder in self._list(api, q, "files(id)", IDS_PAGE_SIZE):
+                if folder["id"] not in found:
+                    found.append(str(folder["id"]))
+                    frontier.append(str(folder["id"]))
+        if frontier:
+            log.warning(
+                "%s: more than %d folders under %s; the rest are not read",
+                self.name,
+                MAX_FOLDERS,
+                self.folder_id,
+            )
+        return found[:MAX_FOLDERS]
+
+    def _changed(self, api: ApiClient, queries: list[str], start: Position) -> Iterator[dict[str, Any]]:
+        streams = [self._since(api, q, start) for q in queries]
+        return heapq.merge(*streams, key=lambda f: str(f.get("modifiedTime", "")))
+
+    def _since(self, api: ApiClient, q: str, start: Position) -> Iterator[dict[str, Any]]:
+        """Files matching q modified at or after the position, oldest first, by keyset pages."""
+        local = start
+        asked = local.since
+        params: dict[str, str | int] = {
+            **self._scope(),
+            "orderBy": "modifiedTime",
+            "pageSize": PAGE_SIZE,
+            "fields": f"nextPageToken,files({FILE_FIELDS})",
+        }
+        token: str | None = None
+        while True:
+            params["q"] = q + (f" and modifiedTime >= '{asked}'" if asked else "")
+            if token:
+                params["pageToken"] = token
+            else:
+                params.pop("pageToken", None)
+            page = api.get_json("/files", params=params)
+            for file in page.get("files") or []:
+                if not isinstance(file, dict) or not _STAMP.match(str(file.get("modifiedTime", ""))):
+                    continue
+                modified, file_id = str(file["modifiedTime"]), str(file.get("id", ""))
+                if local.is_new(modified, file_id):
+                    local = local.advanced(modified, file_id)
+                    yield file
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            if local.since != asked:  # ask again from where we are: immune to shifting pages
+                asked, token = local.since, None
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _load(self, api: ApiClient, file: dict[str, Any]) -> Document | LoadFailure | None:
+        file_id = str(file["id"])
+        mime_type = str(file.get("mimeType", ""))
+        name = str(file.get("name") or file_id)
+
+        def fail(reason: str) -> LoadFailure:
+            return LoadFailure(file_id, self.name, reason)
+
+        try:
+            if mime_type in EXPORTS:
+                export_type, parse = EXPORTS[mime_type]
+                data = api.request(
+                    "GET", f"/files/{file_id}/export", params={"mimeType": export_type}
+                ).content
+                _, text = parse(data)
+                title = name
+            else:
+                size = int(file.get("size") or 0)
+                if size > MAX_FILE_BYTES:
+                    return fail(f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+                params = {"alt": "media", "supportsAllDrives": "true"}
+                data = api.request("GET", f"/files/{file_id}", params=params).content
+                suffix = _suffix(file) or ".txt"
+                mime_type, _, text = parse_file(PurePosixPath(f"file{suffix}"), data)
+                title = PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() == suffix else name
+            acl = self._acl(api, file)
+        except ApiError as exc:
+            if stops_sync(exc):
+                raise
+            if exc.status == 404:
+                return None  # deleted since it was listed; list_ids no longer has it either
+            if "exportSizeLimitExceeded" in str(exc) or "too large to be exported" in str(exc):
+                return fail("too large for Google to export (its limit is 10 MB)")
+            return fail(str(exc).removeprefix(f"source {self.name!r}: "))
+        except UnreadableFile as exc:
+            return fail(str(exc) or "unreadable file")
+        except Exception as exc:  # noqa: BLE001 - parsers raise anything on hostile files
+            return fail(f"cannot parse: {type(exc).__name__}: {exc}")
+        if not text.strip():
+            return fail("the file has no text")
+        return Document(
+            id=file_id,
+            source=self.name,
+            title=title.strip() or name,
+            text=text,
+            url=str(file.get("webViewLink") or f"https://drive.google.com/open?id={file_id}"),
+            version=str(file.get("modifiedTime", "")),
+            updated_at=_parse_time(file.get("modifiedTime")),
+            acl=acl,
+            mime_type=mime_type,
+        )
+
+    def _acl(self, api: ApiClient, file: dict[str, Any]) -> Acl:
+        permissions = file.get("permissions")
+        if permissions is None and file.get("permissionIds"):
+            permissions = self._permissions(api, str(file["id"]))
+        public, principals = False, set()
+        for permission in permissions or []:
+            if not isinstance(permission, dict) or permission.get("deleted"):
+                continue
+            kind = permission.get("type")
+            email = str(permission.get("emailAddress") or "").strip().lower()
+            domain = str(permission.get("domain") or "").strip().lower()
+            if kind == "anyone":
+                public = True
+            elif kind in ("user", "group") and email:
+                principals.add(f"google:{kind}:{email}")
+            elif kind == "domain" and domain:
+                principals.add(f"google:domain:{domain}")
+        return with_grants(
+            Acl(public=public, principals=frozenset(principals)), self.grants.public, self.grants.principals
+        )
+
+    def _permissions(self, api: ApiClient, file_id: str) -> list[dict[str, Any]] | None:
+        """permissions.list, for shared-drive files; None (private) when they cannot be read."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {
+            "supportsAllDrives": "true",
+            "pageSize": 100,
+            "fields": "nextPageToken,permissions(id,type,role,emailAddress,domain,deleted)",
+        }
+        try:
+            while True:
+                page = api.get_json(f"/files/{file_id}/permissions", params=params)
+                found += page.get("permissions") or []
+                if not page.get("nextPageToken"):
+                    return found
+                params["pageToken"] = page["nextPageToken"]
+        except ApiError as exc:
+            if stops_sync(exc):
+                raise
+            log.warning(
+                "%s: cannot read the permissions of %s (%s); it stays private", self.name, file_id, exc
+            )
+            return None
+
+    def _retry(
+        self, api: ApiClient, state: dict[str, Any], checkpoints: Checkpoints
+    ) -> Iterator[tuple[Batch, str]]:
+        pending = retries(state)
+        for start in range(0, len(pending), BATCH_SIZE):
+            batch: Batch = []
+            for file_id in pending[start : start + BATCH_SIZE]:
+                item: Document | LoadFailure | None = None
+                if _ID.match(file_id):
+                    try:
+                        file = api.get_json(
+                            f"/files/{file_id}", params={"fields": FILE_FIELDS, **self._scope()}
+                        )
+                    except ApiError as exc:
+                        if stops_sync(exc):
+                            raise
+                        file = None if exc.status == 404 else {"id": file_id, "error": str(exc)}
+                    if file and "error" in file:
+                        item = LoadFailure(
+                            file_id, self.name, str(file["error"]).removeprefix(f"source {self.name!r}: ")
+                        )
+                    elif file and not file.get("trashed") and supported(file):
+                        item = self._load(api, file)
+                note_outcome(state, file_id, item)
+                if item is not None:
+                    batch.append(item)
+            yield from checkpoints.emit(batch)
+
+
+def _parse_time(value: object) -> datetime:
+    return parse_time(value) or datetime.now(UTC)

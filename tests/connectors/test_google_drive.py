@@ -1,0 +1,314 @@
+"""The Google Drive connector against a local server speaking the Drive API v3."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors import build_connector
+from connectors.api_client import ApiError
+from connectors.base import PollsChanges
+from connectors.google_drive import GoogleDriveConnector
+from core.errors import ConfigError, SourceError
+from core.settings import ConnectorSettings
+from tests.connectors.saas_helpers import Sleeps, drain
+from tests.fakes.google_drive_server import DOC, FOLDER, SHEET, SLIDES, TOKEN, FakeDrive, google_error
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "handbook"
+PDF = (SAMPLES / "sales-support" / "refund-policy.pdf").read_bytes()
+DOCX = (SAMPLES / "people" / "parental-leave.docx").read_bytes()
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+ANYONE = [{"id": "anyoneWithLink", "type": "anyone", "role": "reader"}]
+
+
+@pytest.fixture
+def drive(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDrive]:
+    monkeypatch.setenv("GOOGLE_DRIVE_TOKEN", TOKEN)
+    fake = FakeDrive().start()
+    fake.add(
+        "VPN guide",
+        DOC,
+        "<html><body><h1>VPN guide</h1><h2>Ports</h2><p>Connect on port 8443 with the axolotl client.</p></body></html>",
+        permissions=ANYONE,
+        file_id="docVPN",
+    )
+    fake.add(
+        "Budget 2024",
+        SHEET,
+        "Team,Budget\nEngineering,1500\nSales,900\n",
+        permissions=ANYONE,
+        file_id="sheetBudget",
+    )
+    fake.add(
+        "All hands", SLIDES, "Quarterly all hands\nWe grew 20%.", permissions=ANYONE, file_id="slidesAllHands"
+    )
+    fake.add("refund-policy.pdf", "application/pdf", PDF, permissions=ANYONE, file_id="pdfRefund")
+    fake.add("Parental leave.docx", DOCX_TYPE, DOCX, permissions=ANYONE, file_id="docxLeave")
+    fake.add(
+        "notes.md",
+        "text/markdown",
+        "# Notes\n\nThe wifi rotates on Mondays.",
+        permissions=ANYONE,
+        file_id="mdNotes",
+    )
+    fake.add("photo.jpg", "image/jpeg", b"\xff\xd8\xff", permissions=ANYONE, file_id="jpgPhoto")
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def make(drive: FakeDrive, tmp_path: Path) -> Callable[..., GoogleDriveConnector]:
+    def build(**options: object) -> GoogleDriveConnector:
+        settings = ConnectorSettings(type="google_drive", api_url=drive.base_url, **options)
+        connector = build_connector("drive", settings, tmp_path)
+        assert isinstance(connector, GoogleDriveConnector) and isinstance(connector, PollsChanges)
+        connector.sleep = Sleeps()
+        return connector
+
+    return build
+
+
+READABLE = {"docVPN", "sheetBudget", "slidesAllHands", "pdfRefund", "docxLeave", "mdNotes"}
+
+
+def test_full_poll_reads_every_supported_type(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    polled = drain(make().poll(None))
+    assert set(polled.documents) == READABLE and not polled.failures  # the JPEG is skipped
+    vpn = polled.documents["docVPN"]
+    assert vpn.title == "VPN guide" and "## Ports" in vpn.text and "axolotl" in vpn.text  # headings survive
+    assert vpn.url == "https://docs.google.com/document/d/docVPN/edit"
+    assert vpn.version == drive.files["docVPN"].modified
+    assert "| Engineering | 1500 |" in polled.documents["sheetBudget"].text
+    assert "We grew 20%." in polled.documents["slidesAllHands"].text
+    assert polled.documents["pdfRefund"].title == "refund-policy" and polled.documents["pdfRefund"].text
+    assert polled.documents["docxLeave"].title == "Parental leave" and polled.documents["docxLeave"].text
+    assert "Mondays" in polled.documents["mdNotes"].text
+    listing = [r for r in drive.requests if r.path == "/files"][0]
+    assert listing.query["orderBy"] == "modifiedTime" and "trashed = false" in listing.query["q"]
+    assert "permissions" in listing.query["fields"]
+
+
+def test_pagination_and_incremental_poll(drive: FakeDrive, make: Callable[..., GoogleDriveConnector]) -> None:
+    for n in range(250):  # more than two pages of 100
+        drive.add(f"page-{n}.md", "text/markdown", f"# Page {n}\n\nText {n}.", permissions=ANYONE)
+    connector = make()
+    first = drain(connector.poll(None))
+    assert len(first.documents) == 256 and len(first.ids_in_order) == 256
+
+    drive.edit("mdNotes", "# Notes\n\nThe wifi now rotates on Fridays.")
+    drive.add("new.md", "text/markdown", "# New\n\nBrand new.", permissions=ANYONE, file_id="mdNew")
+    drive.requests.clear()
+    second = drain(connector.poll(first.cursor))
+    assert set(second.documents) == {"mdNotes", "mdNew"}
+    assert "Fridays" in second.documents["mdNotes"].text
+    asked = [r.query["q"] for r in drive.requests if r.path == "/files"]
+    assert asked and all("modifiedTime >= " in q for q in asked)
+
+    assert not drain(connector.poll(second.cursor)).documents
+
+
+def test_files_sharing_a_modified_time_survive_a_kill_midway(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    same = drive.tick()
+    for n in range(70):
+        drive.add(
+            f"bulk-{n}.md",
+            "text/markdown",
+            f"# Bulk {n}\n\nMoved in one go.",
+            permissions=ANYONE,
+            modified=same,
+        )
+    connector = make()
+    done: list[str] = []
+    cursor = None
+    for _ in range(20):
+        part = drain(connector.poll(cursor), batches=1)
+        if not part.cursors:
+            break
+        done += part.ids_in_order
+        cursor = part.cursor
+    assert len(done) == len(set(done)) == 76
+
+
+def test_rate_limits_are_retried(drive: FakeDrive, make: Callable[..., GoogleDriveConnector]) -> None:
+    connector = make()
+    drive.rate_limit("/files/docVPN/export", status=429, headers={"Retry-After": "3"})
+    drive.rate_limit("/files", status=403, headers={})  # Google: 403 rateLimitExceeded, no Retry-After
+    polled = drain(connector.poll(None))
+    assert set(polled.documents) == READABLE
+    assert 3.0 in connector.sleep and len(connector.sleep) == 2
+
+
+def test_expired_token_names_the_variable(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_DRIVE_TOKEN", "ya29.expired")
+    with pytest.raises(ApiError, match="GOOGLE_DRIVE_TOKEN .*expire") as caught:
+        drain(make().poll(None))
+    assert caught.value.status == 401
+    monkeypatch.delenv("GOOGLE_DRIVE_TOKEN")
+    with pytest.raises(SourceError, match="GOOGLE_DRIVE_TOKEN is not set"):
+        list(make().list_ids())
+
+
+def test_trashed_and_deleted_files_leave_list_ids(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    connector = make()
+    assert set(connector.list_ids()) == READABLE
+    drive.files["mdNotes"].trashed = True
+    del drive.files["pdfRefund"]
+    assert set(connector.list_ids()) == READABLE - {"mdNotes", "pdfRefund"}
+    ids_request = [r for r in drive.requests if r.path == "/files"][-1]
+    assert "permissions" not in ids_request.query["fields"]  # ids only, no bodies or permissions
+
+
+def test_one_unreadable_file_is_a_failure_and_the_batch_goes_on(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    drive.files["docVPN"].too_large_to_export = True
+    drive.add(
+        "broken.pdf",
+        "application/pdf",
+        b"%PDF-1.4 this is not a real pdf",
+        permissions=ANYONE,
+        file_id="pdfBroken",
+    )
+    connector = make()
+    first = drain(connector.poll(None))
+    assert set(first.failures) == {"docVPN", "pdfBroken"}
+    assert "10 MB" in first.failures["docVPN"].reason
+    assert set(first.documents) == READABLE - {"docVPN"}
+    assert sorted(first.state["retry"]) == ["docVPN", "pdfBroken"]
+
+    drive.files["docVPN"].too_large_to_export = False
+    second = drain(connector.poll(first.cursor))  # retried although unchanged
+    assert set(second.documents) == {"docVPN"} and set(second.failures) == {"pdfBroken"}
+
+
+def test_acl_comes_from_drive_permissions(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    drive.files.clear()
+    drive.add(
+        "Team plan.md",
+        "text/markdown",
+        "# Plan\n\nSecret.",
+        file_id="mdTeam",
+        permissions=[
+            {"id": "1", "type": "user", "role": "owner", "emailAddress": "Ann@Example.com"},
+            {"id": "2", "type": "group", "role": "reader", "emailAddress": "eng@example.com"},
+            {"id": "3", "type": "domain", "role": "reader", "domain": "example.com"},
+            {
+                "id": "4",
+                "type": "user",
+                "role": "reader",
+                "deleted": True,
+                "emailAddress": "gone@example.com",
+            },
+        ],
+    )
+    drive.add(
+        "Unknown.md", "text/markdown", "# Unknown\n\nNobody listed.", file_id="mdUnknown", permissions=[]
+    )
+    drive.add(
+        "Shared drive page.md",
+        "text/markdown",
+        "# Shared\n\nIn a shared drive.",
+        file_id="mdShared",
+        shared_drive="0AsharedDrive",
+        permissions=[{"id": "9", "type": "group", "role": "organizer", "emailAddress": "ops@example.com"}],
+    )
+    drive.add("Public.md", "text/markdown", "# Public\n\nEveryone.", file_id="mdPublic", permissions=ANYONE)
+    polled = drain(make(principals=["slack:channel:C0OPS"]).poll(None))
+    team = polled.documents["mdTeam"].acl
+    assert not team.public
+    assert team.principals == {
+        "google:user:ann@example.com",
+        "google:group:eng@example.com",
+        "google:domain:example.com",
+        "slack:channel:C0OPS",
+    }
+    assert polled.documents["mdUnknown"].acl.principals == {"slack:channel:C0OPS"}
+    assert not polled.documents["mdUnknown"].acl.public
+    shared = polled.documents["mdShared"].acl  # read through permissions.list
+    assert shared.principals == {"google:group:ops@example.com", "slack:channel:C0OPS"}
+    assert "/files/mdShared/permissions" in drive.paths()
+    assert polled.documents["mdPublic"].acl.public
+
+
+def test_unreadable_permissions_mean_private(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    drive.files.clear()
+    drive.add(
+        "Shared.md",
+        "text/markdown",
+        "# S\n\nText.",
+        file_id="mdShared",
+        shared_drive="0Ad",
+        permissions=ANYONE,
+    )
+    drive.fail(
+        "/files/mdShared/permissions",
+        403,
+        body=google_error(403, "Insufficient permissions", "insufficientFilePermissions")[2],
+    )
+    polled = drain(make().poll(None))
+    acl = polled.documents["mdShared"].acl
+    assert not acl.public and not acl.principals
+
+
+def test_folder_id_reads_the_folder_tree_only(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    drive.add("Handbook", FOLDER, file_id="folderHandbook")
+    drive.add("People", FOLDER, parents=["folderHandbook"], file_id="folderPeople")
+    drive.add(
+        "Leave.md",
+        "text/markdown",
+        "# Leave\n\n25 days.",
+        parents=["folderPeople"],
+        permissions=ANYONE,
+        file_id="mdLeave",
+    )
+    drive.add(
+        "Intro.md",
+        "text/markdown",
+        "# Intro\n\nHi.",
+        parents=["folderHandbook"],
+        permissions=ANYONE,
+        file_id="mdIntro",
+    )
+    connector = make(folder_id="folderHandbook")
+    assert set(drain(connector.poll(None)).documents) == {"mdLeave", "mdIntro"}
+    assert set(connector.list_ids()) == {"mdLeave", "mdIntro"}
+    drive.files["mdLeave"].parents = ["root"]  # moved out of the folder
+    assert set(connector.list_ids()) == {"mdIntro"}
+
+    with pytest.raises(SourceError, match="folder nope does not exist"):
+        drain(make(folder_id="nope").poll(None))
+    with pytest.raises(SourceError, match="is not a folder"):
+        drain(make(folder_id="mdNotes").poll(None))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"folder_id": "'; trashed = true"}, "folder_id"),
+        ({"drive_id": ""}, "drive_id"),
+        ({"api_url": "drive.example"}, "api_url"),
+        ({"token_env": "1BAD"}, "token_env"),
+        ({"shared": True}, "unknown option"),
+    ],
+)
+def test_bad_options_are_config_errors(options: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_connector("drive", ConnectorSettings(type="google_drive", **options), tmp_path)
