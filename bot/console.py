@@ -116,7 +116,7 @@ def render_sources_table(
     """One row per source; the last column is the next scheduled run (a time, "running" or None)."""
     cells = [_source_cells(*row) for row in rows]
     if out.width < WIDE_TABLE_COLUMNS:
-        for name, kind, where, chunks, last, took, result, next_run in cells:
+        for name, kind, where, chunks, last, _took, result, next_run in cells:
             out.print(f"{name} ({kind}): {where}", markup=False)
             out.print(
                 f"  {chunks} chunks; last sync {last}: {result}; next run: {next_run}", markup=False
