@@ -107,19 +107,36 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "never"
 
 
+WIDE_TABLE_COLUMNS = 120  # narrower terminals get one block per source instead of a table
+
+
 def render_sources_table(
     rows: list[tuple[str, str, str, int, SyncReport | None, float | str | None]],
 ) -> None:
     """One row per source; the last column is the next scheduled run (a time, "running" or None)."""
+    cells = [_source_cells(*row) for row in rows]
+    if out.width < WIDE_TABLE_COLUMNS:
+        for name, kind, where, chunks, last, _took, result, next_run in cells:
+            out.print(f"{name} ({kind}): {where}", markup=False)
+            out.print(
+                f"  {chunks} chunks; last sync {last}: {result}; next run: {next_run}", markup=False
+            )
+        return
     table = Table("source", "type", "reads", "chunks", "last sync", "took", "result", "next run")
-    for name, kind, where, chunks, report, next_run in rows:
-        result = report.summary().split(": ", 1)[1] if report else "not synced yet"
-        if report and not report.finished and next_run != "running":
-            result = "interrupted; the next sync resumes it"
-        took = f"{report.duration_s:.1f}s" if report and report.finished else "-"
-        last = _when(report.finished_at or report.started_at) if report else _when(None)
-        table.add_row(name, kind, where, str(chunks), last, took, result, _next_run(next_run))
+    for row in cells:
+        table.add_row(*row)
     out.print(table)
+
+
+def _source_cells(
+    name: str, kind: str, where: str, chunks: int, report: SyncReport | None, next_run: float | str | None
+) -> tuple[str, ...]:
+    result = report.summary().split(": ", 1)[1] if report else "not synced yet"
+    if report and not report.finished and next_run != "running":
+        result = "interrupted; the next sync resumes it"
+    took = f"{report.duration_s:.1f}s" if report and report.finished else "-"
+    last = _when(report.finished_at or report.started_at) if report else _when(None)
+    return name, kind, where, str(chunks), last, took, result, _next_run(next_run)
 
 
 def _next_run(value: float | str | None) -> str:
