@@ -25,6 +25,7 @@ from core.history import ConversationHistory
 from core.model_registry import ModelRegistry
 from core.model_serving import ModelLineup
 from core.redis_conn import connect
+from core.reranker import CrossEncoderReranker
 from core.router import Router
 from core.settings import Settings
 from core.store.base import VectorStore
@@ -129,7 +130,13 @@ class App:
             self.settings.assistant,
             self.model_lineup,
             self.router,
+            self.reranker,
         )
+
+    @cached_property
+    def reranker(self) -> CrossEncoderReranker | None:
+        path = self.settings.retrieval.reranker_path
+        return CrossEncoderReranker(Path(path)) if path else None
 
     @cached_property
     def model_lineup(self) -> ModelLineup:

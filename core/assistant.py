@@ -26,6 +26,7 @@ from core.grounding import is_looping, quoted_answer, ungrounded_numbers, withou
 from core.history import ConversationHistory, Turn
 from core.model_serving import ModelLineup
 from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
+from core.reranker import CrossEncoderReranker
 from core.retriever import StoreRetriever
 from core.router import Route, Router
 from core.safety import FenceEchoFilter, fence_marker, neutralize_instructions, strip_fence_echo
@@ -120,7 +121,9 @@ class Assistant:
         settings: AssistantSettings,
         lineup: ModelLineup | None = None,
         router: Router | None = None,
+        reranker: CrossEncoderReranker | None = None,
     ) -> None:
+        self._reranker = reranker
         self._store = store
         self._embedder = embedder
         self._models = models
@@ -214,11 +217,15 @@ class Assistant:
             store=self._store,
             embedder=self._embedder,
             access=access,
-            limit=self._retrieval.top_k,
+            limit=max(self._retrieval.rerank_candidates, self._retrieval.top_k)
+            if self._reranker
+            else self._retrieval.top_k,
             candidates=self._retrieval.candidates,
             alpha=self._retrieval.alpha,
         )
         hits: list[SearchHit] = [doc.metadata["hit"] for doc in retriever.invoke(query)]
+        if self._reranker:
+            hits = self._reranker.rerank(query, hits, self._retrieval.top_k)
         floor = self._retrieval.min_similarity
         if not hits or max(hit.similarity for hit in hits) < floor:
             return []

@@ -91,6 +91,9 @@ class RetrievalSettings(_Strict):
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.5  # weight of the vector side in fusion
     # Below this cosine similarity between question and best passage, abstain.
     min_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.35
+    # A local cross-encoder model directory; empty = no reranking. It re-orders this many candidates.
+    reranker_path: str = ""
+    rerank_candidates: Annotated[int, Field(ge=1, le=200)] = 20
 
 
 class ChunkingSettings(_Strict):
@@ -256,6 +259,9 @@ def _resolve_paths(raw: dict[str, object], base: Path) -> None:
             value = table.get(key)
             if isinstance(value, str) and value and not _REMOTE.match(value):
                 table[key] = str((base / Path(value).expanduser()).resolve())
+    retrieval = raw.get("retrieval")
+    if isinstance(retrieval, dict) and retrieval.get("reranker_path"):
+        retrieval["reranker_path"] = str((base / str(retrieval["reranker_path"])).expanduser().resolve())
     for table in (raw.get("models") or {}).values():
         if isinstance(table, dict) and table.get("path"):
             table["path"] = str((base / str(table["path"])).resolve())

@@ -32,6 +32,7 @@ from core.sync_status import SyncReport
 
 if TYPE_CHECKING:
     from core.app import App
+    from core.reranker import CrossEncoderReranker
 
 # Chunks fetched per query: enough that 100 distinct documents remain for Recall@100.
 CANDIDATE_CHUNKS = 300
@@ -41,13 +42,21 @@ CANDIDATE_CHUNKS = 300
 class Variant:
     name: str
     alpha: float
+    rerank: bool = False  # the configured cross-encoder re-orders the first candidates
 
 
 def parse_variants(spec: str, configured_alpha: float) -> list[Variant]:
-    """``dense``, ``bm25``, ``hybrid`` (configured alpha) or ``hybrid@0.3``, comma-separated."""
+    """``dense``, ``bm25``, ``hybrid`` (configured alpha) or ``hybrid@0.3``, comma-separated.
+
+    Any of them with ``+rerank`` adds the configured cross-encoder reranker.
+    """
     variants = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if part == "dense":
+    for raw in (p.strip() for p in spec.split(",") if p.strip()):
+        part = raw.removesuffix("+rerank")
+        if part != raw:
+            base = parse_variants(part, configured_alpha)[0]
+            variants.append(Variant(f"{base.name}+rerank", base.alpha, rerank=True))
+        elif part == "dense":
             variants.append(Variant("dense", 1.0))
         elif part == "bm25":
             variants.append(Variant("bm25", 0.0))
@@ -63,7 +72,9 @@ def parse_variants(spec: str, configured_alpha: float) -> list[Variant]:
                 raise InputError(msg)
             variants.append(Variant(part, alpha))
         else:
-            msg = f"unknown variant {part!r} (use dense, bm25, hybrid or hybrid@ALPHA)"
+            msg = (
+                f"unknown variant {part!r} (use dense, bm25, hybrid or hybrid@ALPHA, each optionally +rerank)"
+            )
             raise InputError(msg)
     if not variants:
         msg = "no variants given"
@@ -95,10 +106,20 @@ class RetrievalScores:
         }
 
 
-def rank_documents(store: VectorStore, embedder: Embeddings, text: str, alpha: float) -> list[str]:
+def rank_documents(
+    store: VectorStore,
+    embedder: Embeddings,
+    text: str,
+    alpha: float,
+    reranker: CrossEncoderReranker | None = None,
+    rerank_candidates: int = 0,
+) -> list[str]:
     vector = embedder.embed_query(text)
     query = SearchQuery(text, vector, limit=CANDIDATE_CHUNKS, candidates=CANDIDATE_CHUNKS, alpha=alpha)
     hits = store.search(query, AccessFilter(sources=frozenset({BeirConnector.name})))
+    if reranker:
+        head = hits[:rerank_candidates]
+        hits = reranker.rerank(text, head, len(head)) + hits[rerank_candidates:]
     return list(dict.fromkeys(hit.chunk.document_id for hit in hits))
 
 
@@ -108,11 +129,15 @@ def evaluate(
     dataset: BeirDataset,
     variant: Variant,
     progress: Callable[[int, int], None] | None = None,
+    reranker: CrossEncoderReranker | None = None,
+    rerank_candidates: int = 20,
 ) -> RetrievalScores:
     ndcg, recall10, recall100, mrr, latencies = [], [], [], [], []
     for done, (query_id, text) in enumerate(dataset.queries.items(), start=1):
         started = time.perf_counter()
-        ranked = rank_documents(store, embedder, text, variant.alpha)
+        ranked = rank_documents(
+            store, embedder, text, variant.alpha, reranker if variant.rerank else None, rerank_candidates
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         relevant = dataset.qrels[query_id]
         ndcg.append(ndcg_at_k(ranked, relevant, 10))
@@ -156,6 +181,11 @@ def evaluate_pipeline(
 ) -> list[RetrievalScores]:
     """Index the dataset into a throwaway store, then score each variant on it."""
     variants = parse_variants(variant_spec, app.settings.retrieval.alpha)
+    if any(v.rerank for v in variants) and app.reranker is None:
+        msg = (
+            "+rerank variants need a cross-encoder: set [retrieval] reranker_path to a local model directory"
+        )
+        raise InputError(msg)
     dataset = load_beir(directory, split)
     if max_queries:
         kept = dict(list(dataset.queries.items())[:max_queries])
@@ -173,6 +203,10 @@ def evaluate_pipeline(
             index_dataset(
                 store, embedder, app.chunking_options(), dataset, app.settings.embeddings.batch_size, progress
             )
-        return [evaluate(store, embedder, dataset, variant) for variant in variants]
+        rerank_candidates = app.settings.retrieval.rerank_candidates
+        return [
+            evaluate(store, embedder, dataset, variant, None, app.reranker, rerank_candidates)
+            for variant in variants
+        ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
