@@ -28,12 +28,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from tests.fakes.http_service import serve, server_url, shut_down, write_json
+from tests.fakes.http_service import KeepAliveHandler, serve, server_url, shut_down, write_json
 
 CONTEXT = "/wiki"
 START_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -333,13 +333,7 @@ class FakeConfluence:
     def start(self) -> FakeConfluence:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real service
-            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(KeepAliveHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

@@ -48,6 +48,19 @@ class Injected:
     body: bytes
 
 
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """A quiet handler that keeps connections open, as the real services do.
+
+    Every answer must carry a length (``write_body`` and ``write_json`` send one).
+    """
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: don't wait 40 ms between
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+
 def write_body(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
     """Send one complete answer with its length, so keep-alive clients know where it ends."""
     handler.send_response(status)
@@ -142,13 +155,7 @@ class FakeService:
     def start(self) -> FakeService:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real services; every answer has a length
-            disable_nagle_algorithm = True  # headers and body are two writes: don't wait 40 ms between
-
-            def log_message(self, *args: object) -> None:  # keep test output clean
-                pass
-
+        class Handler(KeepAliveHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 self._serve("GET")
 

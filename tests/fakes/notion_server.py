@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.http_service import serve, server_url, shut_down, write_json
+from tests.fakes.http_service import KeepAliveHandler, serve, server_url, shut_down, write_json
 
 START_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 USER = {"object": "user", "id": "ee5f0f84-409a-440f-983a-a5315961c6e4"}
@@ -377,13 +377,7 @@ class FakeNotion:
     def start(self) -> FakeNotion:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real service
-            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(KeepAliveHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 self._answer("GET")
 
