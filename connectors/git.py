@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from connectors.base import Batch, path_wanted
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
+from connectors.saas import string_option
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
@@ -86,16 +87,6 @@ def _string_list(options: dict[str, object], key: str, default: tuple[str, ...])
     return tuple(value)
 
 
-def _string(options: dict[str, object], key: str) -> str | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        msg = f"'{key}' must be a non-empty string"
-        raise ValueError(msg)
-    return value.strip()
-
-
 @dataclass
 class _Head:
     commit: str
@@ -120,18 +111,18 @@ class GitConnector:
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GitConnector:
         options = settings.options(OPTIONS)
-        repo = _string(options, "repo")
+        repo = string_option(options, "repo")
         if repo is None:
             msg = "'repo' is required for a git source (a local path or a clone URL)"
             raise ValueError(msg)
         if repo.startswith("-"):
             msg = f"'repo' {repo!r} is not a path or URL"
             raise ValueError(msg)
-        branch = _string(options, "branch")
+        branch = string_option(options, "branch")
         if branch is not None and (branch.startswith("-") or any(c in branch for c in " ~^:?*[\\")):
             msg = f"'branch' {branch!r} is not a valid branch name"
             raise ValueError(msg)
-        url_template = _string(options, "url_template") or ""
+        url_template = string_option(options, "url_template") or ""
         if url_template:
             try:
                 url_template.format(**URL_FIELDS)
@@ -141,7 +132,7 @@ class GitConnector:
                     "use the fields {branch}, {path} and {commit}"
                 )
                 raise ValueError(msg) from None
-        cache_dir = _string(options, "cache_dir")
+        cache_dir = string_option(options, "cache_dir")
         include = _string_list(options, "include", DEFAULT_INCLUDE)
         if not include:
             msg = "'include' must name at least one glob"

@@ -45,7 +45,7 @@ import httpx
 
 from connectors.api_client import ApiClient, ApiError
 from connectors.base import Batch
-from connectors.parsers import PARSERS, UnreadableFile, parse_file, parse_html, parse_markdown
+from connectors.parsers import PARSERS, parse_file, parse_html, parse_markdown
 from connectors.saas import (
     Checkpoints,
     Position,
@@ -58,6 +58,7 @@ from connectors.saas import (
     stops_sync,
     string_option,
     token_from_env,
+    unparsable,
     url_option,
     with_grants,
 )
@@ -376,10 +377,8 @@ class GoogleDriveConnector:
             if "exportSizeLimitExceeded" in str(exc) or "too large to be exported" in str(exc):
                 return fail("too large for Google to export (its limit is 10 MB)")
             return fail(str(exc).removeprefix(f"source {self.name!r}: "))
-        except UnreadableFile as exc:
-            return fail(str(exc) or "unreadable file")
         except Exception as exc:  # noqa: BLE001 - parsers raise anything on hostile files
-            return fail(f"cannot parse: {type(exc).__name__}: {exc}")
+            return fail(unparsable(exc))
         if not text.strip():
             return fail("the file has no text")
         return Document(

@@ -27,6 +27,7 @@ from typing import Any
 
 from connectors.api_client import ApiError
 from connectors.base import Batch
+from connectors.parsers import UnreadableFile
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 
@@ -149,6 +150,13 @@ def token_from_env(source: str, variable: str, what: str) -> str:
 def stops_sync(exc: ApiError) -> bool:
     """Errors that stop the whole sync rather than fail one item: credentials and rate limits."""
     return exc.status == 401 or exc.rate_limited
+
+
+def unparsable(exc: Exception) -> str:
+    """Why a downloaded file could not be read, as the sync report says it."""
+    if isinstance(exc, UnreadableFile):
+        return str(exc) or "unreadable file"
+    return f"cannot parse: {type(exc).__name__}: {exc}"
 
 
 # -- options --------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from urllib.parse import quote
 from connectors.api_client import ApiError
 from connectors.base import Batch
 from connectors.github.common import BATCH_SIZE, Repo
-from connectors.parsers import PARSERS, UnreadableFile, parse_file, parse_markdown
-from connectors.saas import Checkpoints, note_outcome, stops_sync
+from connectors.parsers import PARSERS, parse_file, parse_markdown
+from connectors.saas import Checkpoints, note_outcome, stops_sync, unparsable
 from core.documents import Document, LoadFailure
 
 # Bigger files are exports or archives, not pages (as for files on disk and in git sources).
@@ -174,10 +174,8 @@ def _document(repo: Repo, blob: Blob, data: dict[str, Any], committed_at: dateti
         else:  # an include glob chose another text format (.rst, .adoc): read it as plain text
             title, text = parse_markdown(content)
             mime_type = "text/plain"
-    except UnreadableFile as exc:
-        return fail(str(exc) or "unreadable file")
     except Exception as exc:  # noqa: BLE001 - parsers raise anything on hostile files
-        return fail(f"cannot parse: {type(exc).__name__}: {exc}")
+        return fail(unparsable(exc))
     if not text.strip():
         return fail("the file has no text")
     return Document(

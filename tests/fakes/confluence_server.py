@@ -22,17 +22,18 @@ renders its body answer 500, as a page with a broken macro does. Every request i
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
+
+from tests.fakes.http_service import KeepAliveHandler, serve, server_url, shut_down, write_json
 
 CONTEXT = "/wiki"
 START_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -145,9 +146,7 @@ class FakeConfluence:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{CONTEXT}"
+        return f"{server_url(self._server)}{CONTEXT}"
 
     def tick(self, minutes: float = 1.0) -> datetime:
         self._clock += timedelta(minutes=minutes)
@@ -334,13 +333,7 @@ class FakeConfluence:
     def start(self) -> FakeConfluence:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real service
-            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stall
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(KeepAliveHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -368,23 +361,13 @@ class FakeConfluence:
             def _json(
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                write_json(self, status, payload, headers, content_type="application/json;charset=UTF-8")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        shut_down(self._server)
 
 
 @contextmanager

@@ -48,6 +48,61 @@ class Injected:
     body: bytes
 
 
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """A quiet handler that keeps connections open, as the real services do.
+
+    Every answer must carry a length (``write_body`` and ``write_json`` send one).
+    """
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: don't wait 40 ms between
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+
+def write_body(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+    """Send one complete answer with its length, so keep-alive clients know where it ends."""
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def write_json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: Any,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> None:
+    """Send ``payload`` as JSON; ``content_type`` is the exact header the imitated service sends."""
+    write_body(
+        handler, status, {"Content-Type": content_type, **(headers or {})}, json.dumps(payload).encode()
+    )
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threaded server for ``handler`` on a free local port, already answering in the background."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def server_url(server: ThreadingHTTPServer | None) -> str:
+    assert server is not None, "start() the fake first"
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}"
+
+
+def shut_down(server: ThreadingHTTPServer | None) -> None:
+    if server:
+        server.shutdown()
+        server.server_close()
+
+
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return (
         status,
@@ -75,9 +130,7 @@ class FakeService:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return server_url(self._server)
 
     def rate_limit(
         self, prefix: str, times: int = 1, status: int = 429, headers: dict[str, str] | None = None
@@ -102,13 +155,7 @@ class FakeService:
     def start(self) -> FakeService:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real services; every answer has a length
-            disable_nagle_algorithm = True  # headers and body are two writes: don't wait 40 ms between
-
-            def log_message(self, *args: object) -> None:  # keep test output clean
-                pass
-
+        class Handler(KeepAliveHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 self._serve("GET")
 
@@ -128,23 +175,13 @@ class FakeService:
                 with fake._lock:
                     fake.requests.append(request)
                     status, headers, body = fake._answer(request)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                write_body(self, status, headers, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        shut_down(self._server)
 
     def _answer(self, request: Request) -> Response:
         for prefix, injected in self._injected.items():

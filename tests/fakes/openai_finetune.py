@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes.http_service import serve, server_url, shut_down, write_json
+
 MIN_EXAMPLES = 10
 DEFAULT_SCRIPT = ("validating_files", "running", "running", "succeeded")
 
@@ -45,9 +47,7 @@ class FakeFineTuning:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{server_url(self._server)}/v1"
 
     # -- the API -------------------------------------------------------------
 
@@ -271,21 +271,13 @@ class FakeFineTuning:
                         self._json(*_error(404, f"Invalid URL (POST {self.path})", None))
 
             def _json(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                write_json(self, status, payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        shut_down(self._server)
 
 
 def _error(

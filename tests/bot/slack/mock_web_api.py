@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tests.fakes.http_service import serve, server_url, shut_down, write_body, write_json
+
 BOT_TOKEN = "xoxb-test-token"
 APP_TOKEN = "xapp-test-token"
 TEAM_ID = "T0TEAM"
@@ -64,9 +66,7 @@ class MockSlack:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"{server_url(self._server)}/"
 
     @property
     def api_url(self) -> str:
@@ -183,25 +183,16 @@ class MockSlack:
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
                 token = token or str(params.get("token", ""))
                 status, headers, payload = mock._handle(self.path.split("?")[0], params, token)
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header(
-                    "Content-Type", "text/plain" if isinstance(payload, str) else "application/json"
-                )
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                if isinstance(payload, str):
+                    write_body(self, status, {"Content-Type": "text/plain", **headers}, payload.encode())
+                else:
+                    write_json(self, status, payload, headers)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        shut_down(self._server)
 
 
 async def wait_until(
