@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import grpc
 import pytest
 
-from core.documents import Acl, Chunk
+from core.documents import Acl
 from core.errors import ConfigError, ServiceUnavailable, SourceError
 from core.settings import Settings, StoreSettings
 from core.store import weaviate_store
@@ -25,6 +24,7 @@ from core.store.base import AccessFilter, SearchQuery
 from core.store.weaviate_connect import connect
 from core.store.weaviate_schema import PROPERTIES, chunk_uuid
 from core.store.weaviate_store import WeaviateStore
+from tests.core.test_store_contract import _chunk
 from tests.fakes.weaviate_server import FakeWeaviate, fake_weaviate
 
 
@@ -44,26 +44,6 @@ def client(fake: FakeWeaviate):
         made = connect(settings, environ={})
     yield made
     made.close()
-
-
-def _chunk(
-    document_id: str, position: int, text: str, *, source: str = "kb", acl: Acl = Acl(public=True)
-) -> Chunk:
-    return Chunk(
-        id=f"{source}:{document_id}#{position}",
-        document_id=document_id,
-        source=source,
-        title=document_id,
-        text=text,
-        heading_path=("Policy", "Details"),
-        position=position,
-        url="",
-        path=f"/kb/{document_id}",
-        content_hash=f"hash-{text}",
-        version=f"v-{text}",
-        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
-        acl=acl,
-    )
 
 
 def test_the_collection_is_created_with_archivists_schema(fake: FakeWeaviate, client) -> None:
