@@ -60,12 +60,33 @@ def settings(kb: Path, write_config: Callable[[str], Path]) -> Settings:
     return load_settings(write_config(BASE_CONFIG), environ={})
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[App]:
+def cached_app(settings: Settings) -> App:
+    """A real App whose embedder shares this process's embedding cache."""
     application = App(settings)
     application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+    return application
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    application = cached_app(settings)
     yield application
     stop_embedded_redis(application)
+
+
+@pytest.fixture
+def make_app(write_config: Callable[[str], Path]) -> Iterator[Callable[[str], App]]:
+    """Build Apps from whole config texts; each one's embedded Redis is stopped after the test."""
+    built: list[App] = []
+
+    def make(config: str) -> App:
+        application = cached_app(load_settings(write_config(config), environ={}))
+        built.append(application)
+        return application
+
+    yield make
+    for application in built:
+        stop_embedded_redis(application)
 
 
 def stop_embedded_redis(application: App) -> None:
@@ -144,8 +165,7 @@ def make_remote_app(kb: Path, write_config, openai_server, monkeypatch: pytest.M
             'provider = "llamacpp"',
             f'provider = "openai"\nmodel = "gpt-test"\nbase_url = "{openai_server.base_url}"',
         )
-        application = App(load_settings(write_config(config + extra), environ={}))
-        application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+        application = cached_app(load_settings(write_config(config + extra), environ={}))
         for name in sync:
             application.sync_engine.sync(application.connector(name))
         built.append(application)

@@ -16,7 +16,7 @@ from core.documents import Acl, Document, LoadFailure
 from core.errors import ConfigError, SourceError
 from core.settings import load_settings
 from core.store.base import AccessFilter, SearchQuery
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import BASE_CONFIG, cached_app, stop_embedded_redis
 
 URL_TEMPLATE = "https://git.example/org/repo/blob/{branch}/{path}"
 
@@ -90,8 +90,7 @@ def make_app(tmp_path: Path, write_config, monkeypatch: pytest.MonkeyPatch) -> I
         if built:
             built[0].settings = settings
             return built[0]
-        application = App(settings)
-        application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+        application = cached_app(settings)
         built.append(application)
         return application
 

@@ -14,9 +14,9 @@ from connectors.notion import NotionConnector, normalise_id
 from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.errors import ConfigError, SourceError
-from core.settings import ConnectorSettings, load_settings
+from core.settings import ConnectorSettings
 from core.store.base import AccessFilter, SearchQuery
-from tests.conftest import BASE_CONFIG, CountingEmbedder, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import BASE_CONFIG, CountingEmbedder
 from tests.fakes.notion_server import (
     FakeNotion,
     bullet,
@@ -311,15 +311,12 @@ def test_defaults() -> None:
 
 
 @pytest.fixture
-def notes_app(server: FakeNotion, token: str, write_config: Callable[[str], Path]) -> Iterator[App]:
+def notes_app(server: FakeNotion, token: str, make_app: Callable[[str], App]) -> App:
     table = (
         f'\n[connectors.notes]\ntype = "notion"\napi_url = "{server.api_url}"\n'
         'principals = ["slack:channel:CNOTES"]\n'
     )
-    application = App(load_settings(write_config(BASE_CONFIG + table), environ={}))
-    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-    yield application
-    stop_embedded_redis(application)
+    return make_app(BASE_CONFIG + table)
 
 
 def test_sync_indexes_pages_and_prunes_archived_ones(server: FakeNotion, notes_app: App) -> None:

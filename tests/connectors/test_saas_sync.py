@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.app import App
-from core.settings import load_settings
 from core.store.base import AccessFilter, SearchQuery
 from core.sync import Progress
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import BASE_CONFIG
 from tests.fakes.github_server import TOKEN as GITHUB_TOKEN
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.google_drive_server import DOC, FakeDrive
@@ -21,21 +20,12 @@ from tests.fakes.slack_server import FakeSlack
 
 
 @pytest.fixture
-def make_app(
-    write_config: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[str], App]]:
+def make_source_app(
+    make_app: Callable[[str], App], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], App]:
+    """Apps reading the handbook plus the source in ``table``."""
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
-    built: list[App] = []
-
-    def make(table: str) -> App:
-        application = App(load_settings(write_config(BASE_CONFIG + table), environ={}))
-        application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-        built.append(application)
-        return application
-
-    yield make
-    for application in built:
-        stop_embedded_redis(application)
+    return lambda table: make_app(BASE_CONFIG + table)
 
 
 @pytest.fixture
@@ -58,7 +48,7 @@ class Killed(BaseException):
 
 
 def test_github_sync_indexes_then_prunes_what_was_deleted_upstream(
-    github: FakeGitHub, make_app: Callable[[str], App]
+    github: FakeGitHub, make_source_app: Callable[[str], App]
 ) -> None:
     github.commit(
         {
@@ -68,7 +58,7 @@ def test_github_sync_indexes_then_prunes_what_was_deleted_upstream(
     )
     github.add_issue("Printer on floor 3 jams", "It eats A3 paper.")
     github.add_discussion("How do I book the quokka room?", "Use the calendar.")
-    app = make_app(
+    app = make_source_app(
         f'\n[connectors.gh]\ntype = "github"\nrepo = "acme/handbook"\napi_url = "{github.base_url}"\n'
     )
 
@@ -92,12 +82,12 @@ def test_github_sync_indexes_then_prunes_what_was_deleted_upstream(
 
 
 def test_github_sync_killed_midway_resumes_from_its_checkpoint(
-    github: FakeGitHub, make_app: Callable[[str], App]
+    github: FakeGitHub, make_source_app: Callable[[str], App]
 ) -> None:
     github.commit(
         {f"pages/page-{n:02}.md": f"# Page {n}\n\nRoom {n} is booked by team {n % 7}." for n in range(50)}
     )
-    app = make_app(
+    app = make_source_app(
         f'\n[connectors.gh]\ntype = "github"\nrepo = "acme/handbook"\napi_url = "{github.base_url}"\n'
         "issues = false\ndiscussions = false\n"
     )
@@ -118,7 +108,7 @@ def test_github_sync_killed_midway_resumes_from_its_checkpoint(
 
 
 def test_drive_sync_prunes_trashed_files_and_keeps_acls(
-    make_app: Callable[[str], App], monkeypatch: pytest.MonkeyPatch
+    make_source_app: Callable[[str], App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_DRIVE_TOKEN", DRIVE_TOKEN)
     drive = FakeDrive().start()
@@ -137,7 +127,7 @@ def test_drive_sync_prunes_trashed_files_and_keeps_acls(
             file_id="docLunch",
             permissions=[{"id": "2", "type": "anyone", "role": "reader"}],
         )
-        app = make_app(f'\n[connectors.drive]\ntype = "google_drive"\napi_url = "{drive.base_url}"\n')
+        app = make_source_app(f'\n[connectors.drive]\ntype = "google_drive"\napi_url = "{drive.base_url}"\n')
         first = app.sync_engine.sync(app.connector("drive"))
         assert (first.added, first.failed) == (2, 0)
         assert "docPay" not in _search(app, "narwhal bonus")  # HR only
@@ -152,7 +142,7 @@ def test_drive_sync_prunes_trashed_files_and_keeps_acls(
 
 
 def test_slack_sync_prunes_deleted_threads(
-    make_app: Callable[[str], App], monkeypatch: pytest.MonkeyPatch
+    make_source_app: Callable[[str], App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slack = FakeSlack().start()
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
@@ -163,7 +153,7 @@ def test_slack_sync_prunes_deleted_threads(
         question = slack.post("C0HELP", "How do I expense a taxi?", user="U0ANN")
         slack.post("C0HELP", "Upload the receipt to the wombat portal.", user="U0ANN", thread_ts=question)
         typo = slack.post("C0HELP", "Ignore this, wrong channel", user="U0ANN")
-        app = make_app('\n[connectors.help]\ntype = "slack_channels"\nchannels = ["C0HELP"]\n')
+        app = make_source_app('\n[connectors.help]\ntype = "slack_channels"\nchannels = ["C0HELP"]\n')
         first = app.sync_engine.sync(app.connector("help"))
         assert (first.added, first.failed) == (2, 0)
         assert f"C0HELP:{question}" in _search(app, "wombat portal receipt")

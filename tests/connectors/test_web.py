@@ -17,9 +17,9 @@ from connectors.web import normalise_url
 from core.app import App
 from core.documents import Document, LoadFailure
 from core.errors import ConfigError, SourceError
-from core.settings import ConnectorSettings, load_settings
+from core.settings import ConnectorSettings
 from core.store.base import AccessFilter, SearchQuery
-from tests.conftest import BASE_CONFIG, CountingEmbedder, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import BASE_CONFIG, CountingEmbedder
 
 NAV = "Navmenu Quokka"
 FOOTER = "Footer Wombat copyright notice"
@@ -188,27 +188,22 @@ def site() -> Iterator[Site]:
 
 
 @pytest.fixture
-def make_app(
-    write_config: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., App]]:
+def make_site_app(
+    make_app: Callable[[str], App], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], App]:
+    """Apps reading the handbook plus a web source with these ``options``."""
     monkeypatch.setenv("ARCHIVIST_DATA_DIR", str(tmp_path / "data"))
-    built: list[App] = []
 
     def make(options: str) -> App:
         table = f'\n[connectors.site]\ntype = "web"\npublic = true\nrate_limit_per_s = 50\n{options}\n'
-        application = App(load_settings(write_config(BASE_CONFIG + table), environ={}))
-        application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-        built.append(application)
-        return application
+        return make_app(BASE_CONFIG + table)
 
-    yield make
-    for application in built:
-        stop_embedded_redis(application)
+    return make
 
 
 @pytest.fixture
-def crawl_app(site: Site, make_app: Callable[..., App]) -> App:
-    return make_app(f'start_url = "{site.base}/"')
+def crawl_app(site: Site, make_site_app: Callable[..., App]) -> App:
+    return make_site_app(f'start_url = "{site.base}/"')
 
 
 CRAWLED = ("/", "/guide/install.html", "/faq.html", "/flaky.html", "/deep.html")
@@ -330,8 +325,8 @@ def test_start_url_error_fails_the_source(crawl_app: App, site: Site) -> None:
     assert crawl_app.store.count("site") == before
 
 
-def test_sitemap_index_lists_the_pages(site: Site, make_app: Callable[..., App]) -> None:
-    app = make_app(f'sitemap = "{site.base}/sitemap.xml"')
+def test_sitemap_index_lists_the_pages(site: Site, make_site_app: Callable[..., App]) -> None:
+    app = make_site_app(f'sitemap = "{site.base}/sitemap.xml"')
     report = _sync(app)
     assert report.failed == 0, report.failures
     # Listed, same-site and allowed pages only; links are not followed in sitemap-only mode.
@@ -342,37 +337,37 @@ def test_sitemap_index_lists_the_pages(site: Site, make_app: Callable[..., App])
     assert all(r.host == f"127.0.0.1:{site.port}" for r in site.requests)
 
 
-def test_exclude_and_max_pages(site: Site, make_app: Callable[..., App]) -> None:
-    app = make_app(f'start_url = "{site.base}/"\nexclude = ["/flaky*"]\nmax_pages = 3')
+def test_exclude_and_max_pages(site: Site, make_site_app: Callable[..., App]) -> None:
+    app = make_site_app(f'start_url = "{site.base}/"\nexclude = ["/flaky*"]\nmax_pages = 3')
     _sync(app)
     assert "/flaky.html" not in site.paths_requested()
     assert len(site.page_requests()) == 3
     assert set(app.store.indexed_documents("site")) == _ids(site, ("/", "/guide/install.html", "/faq.html"))
 
 
-def test_include_limits_what_is_indexed(site: Site, make_app: Callable[..., App]) -> None:
-    app = make_app(f'start_url = "{site.base}/"\ninclude = ["/guide/*"]')
+def test_include_limits_what_is_indexed(site: Site, make_site_app: Callable[..., App]) -> None:
+    app = make_site_app(f'start_url = "{site.base}/"\ninclude = ["/guide/*"]')
     _sync(app)
     # The start page is read for its links but not indexed: it is not included.
     assert set(app.store.indexed_documents("site")) == _ids(site, ("/guide/install.html",))
 
 
 def test_robots_txt_disallowing_the_start_url_fails_the_source(
-    site: Site, make_app: Callable[..., App]
+    site: Site, make_site_app: Callable[..., App]
 ) -> None:
-    app = make_app(f'start_url = "{site.base}/private/secret.html"')
+    app = make_site_app(f'start_url = "{site.base}/private/secret.html"')
     with pytest.raises(SourceError, match="disallows"):
         _sync(app)
     assert "/private/secret.html" not in site.paths_requested()
 
 
-def test_noindex_pages_are_not_indexed(site: Site, make_app: Callable[..., App]) -> None:
+def test_noindex_pages_are_not_indexed(site: Site, make_site_app: Callable[..., App]) -> None:
     site.pages["/deep.html"] = (
         "text/html",
         b'<html><head><meta name="robots" content="noindex"><title>D</title></head>'
         b"<body><main><p>Hidden text.</p></main></body></html>",
     )
-    app = make_app(f'start_url = "{site.base}/"')
+    app = make_site_app(f'start_url = "{site.base}/"')
     _sync(app)
     assert site.url("/deep.html") not in app.store.indexed_documents("site")
 
@@ -434,18 +429,18 @@ def test_a_long_retry_after_stops_the_sync_and_prunes_nothing(crawl_app: App, si
     assert crawl_app.store.count("site") == before
 
 
-def test_pdf_pages_when_enabled(site: Site, make_app: Callable[..., App]) -> None:
+def test_pdf_pages_when_enabled(site: Site, make_site_app: Callable[..., App]) -> None:
     pdf = (
         Path(__file__).resolve().parents[2] / "samples/handbook/sales-support/refund-policy.pdf"
     ).read_bytes()
     site.pages["/refunds.pdf"] = ("application/pdf", pdf)
     site.pages["/deep.html"] = ("text/html", _page("Deep", "<p>Text.</p>", '<a href="/refunds.pdf">PDF</a>'))
-    app = make_app(f'start_url = "{site.base}/"\npdf = true')
+    app = make_site_app(f'start_url = "{site.base}/"\npdf = true')
     report = _sync(app)
     assert report.failed == 0, report.failures
     assert site.url("/refunds.pdf") in app.store.indexed_documents("site")
     site.requests.clear()
-    without = make_app(f'start_url = "{site.base}/"')
+    without = make_site_app(f'start_url = "{site.base}/"')
     assert all(
         item.id != site.url("/refunds.pdf")
         for batch in without.connector("site").load_all()
@@ -454,9 +449,9 @@ def test_pdf_pages_when_enabled(site: Site, make_app: Callable[..., App]) -> Non
     assert "/refunds.pdf" not in site.paths_requested()
 
 
-def test_load_failure_for_a_page_without_text(site: Site, make_app: Callable[..., App]) -> None:
+def test_load_failure_for_a_page_without_text(site: Site, make_site_app: Callable[..., App]) -> None:
     site.pages["/deep.html"] = ("text/html", b"<html><body><script>render()</script></body></html>")
-    app = make_app(f'start_url = "{site.base}/"')
+    app = make_site_app(f'start_url = "{site.base}/"')
     items = [item for batch in app.connector("site").load_all() for item in batch]
     failures = [item for item in items if isinstance(item, LoadFailure)]
     assert [f.id for f in failures] == [site.url("/deep.html")] and "no text" in failures[0].reason

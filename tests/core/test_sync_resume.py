@@ -16,7 +16,7 @@ from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.settings import load_settings
 from core.sync_service import SyncBusy
-from tests.conftest import PROJECT_ROOT, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import PROJECT_ROOT, cached_app, stop_embedded_redis
 
 PAGES = 150  # the filesystem connector reads 64 per batch: three batches
 
@@ -49,8 +49,7 @@ def pages_app(tmp_path: Path) -> Iterator[App]:
     config.write_text(
         'data_dir = "data"\n[connectors.pages]\ntype = "filesystem"\npath = "pages"\npublic = true\n'
     )
-    application = App(load_settings(config, environ={}))
-    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
+    application = cached_app(load_settings(config, environ={}))
     application.redis.ping()  # start the embedded Redis here, so the killed process only shares it
     application.config_path = config  # type: ignore[attr-defined]
     yield application

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.app import App
-from core.settings import load_settings
 from core.sync_status import SyncReport
 from core.worker import Schedule, SyncWorker, next_run_at
-from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
+from tests.conftest import BASE_CONFIG
 
 TWO_SOURCES = (
     BASE_CONFIG.replace('path = "kb"\n', 'path = "kb"\ninterval_s = 600\n')
@@ -32,11 +31,8 @@ def test_next_run_follows_the_interval_from_the_last_run() -> None:
 
 
 @pytest.fixture
-def scheduled_app(kb: Path, write_config: Callable[[str], Path]) -> App:
-    application = App(load_settings(write_config(TWO_SOURCES), environ={}))
-    application.embedder = _CachedEmbeddings(application.embedder)  # type: ignore[misc]
-    yield application
-    stop_embedded_redis(application)
+def scheduled_app(kb: Path, make_app: Callable[[str], App]) -> App:
+    return make_app(TWO_SOURCES)
 
 
 def test_the_worker_syncs_what_is_due_and_only_that(scheduled_app: App) -> None:
