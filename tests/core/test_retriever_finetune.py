@@ -6,7 +6,6 @@ registry is the real one in an embedded Redis.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from core.retriever_finetune import TuningOptions, batches, finetune_retriever, 
 from core.settings import load_settings
 from core.store.base import AccessFilter, SearchQuery
 from core.store.lancedb_store import LanceDBStore
+from tests.beir_files import write_beir as write_beir_files
 from tests.conftest import stop_embedded_redis
 
 CORPUS = {
@@ -48,17 +48,8 @@ QUERIES = {
 
 
 def write_beir(directory: Path, qrels: dict[str, str] | None = None) -> Path:
-    (directory / "qrels").mkdir(parents=True)
-    with (directory / "corpus.jsonl").open("w") as corpus:
-        for doc_id, (title, text) in CORPUS.items():
-            corpus.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    with (directory / "queries.jsonl").open("w") as queries:
-        for query_id, text in QUERIES.items():
-            queries.write(json.dumps({"_id": query_id, "text": text}) + "\n")
     judged = qrels or {f"q{i}": f"d{i}" for i in range(1, 7)}
-    lines = "".join(f"{q}\t{d}\t1\n" for q, d in judged.items())
-    (directory / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + lines)
-    return directory
+    return write_beir_files(directory, CORPUS, QUERIES, judged, "train")
 
 
 def test_one_step_changes_the_embeddings_and_registers_the_version(app: App, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from core.errors import InputError
 from core.evaluation.beir import load_beir
 from core.evaluation.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from core.evaluation.retrieval import evaluate_pipeline, parse_variants
+from tests.beir_files import write_beir
 
 CORPUS = {
     "d1": (
@@ -29,19 +29,11 @@ QUERIES = {
     "q2": "What do plants make from sunlight?",
     "q3": "unjudged",
 }
-QRELS = "query-id\tcorpus-id\tscore\nq1\td4\t1\nq2\td2\t1\n"
+QRELS = {"q1": "d4", "q2": "d2"}
 
 
-def _write(directory: Path, qrels: str = QRELS) -> Path:
-    (directory / "qrels").mkdir(parents=True)
-    with (directory / "corpus.jsonl").open("w") as corpus:
-        for doc_id, (title, text) in CORPUS.items():
-            corpus.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    with (directory / "queries.jsonl").open("w") as queries:
-        for query_id, text in QUERIES.items():
-            queries.write(json.dumps({"_id": query_id, "text": text}) + "\n")
-    (directory / "qrels" / "test.tsv").write_text(qrels)
-    return directory
+def _write(directory: Path) -> Path:
+    return write_beir(directory, CORPUS, QUERIES, QRELS, "test")
 
 
 def test_metrics_match_hand_computed_values() -> None:
