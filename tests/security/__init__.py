@@ -1,0 +1,1 @@
+"""Hostile input and bad days: each case a user or an attacker could cause."""
