@@ -28,7 +28,7 @@ from bot.console import (
 )
 from bot.models_cli import models_commands
 from core.answers import AUTO, MODES, Question
-from core.errors import ArchivistError, InputError, SourceError
+from core.errors import ArchivistError, InputError, ServiceUnavailable, SourceError, UnknownSourceError
 from core.history import ConversationKey
 from core.settings import load_settings
 from core.sync_service import SyncBusy
@@ -72,10 +72,27 @@ def _app():  # noqa: ANN202 - the composition root is imported lazily: `--help` 
 def _question(
     text: str, mode: str | None, principals: list[str], sources: list[str], thread: str
 ) -> Question:
+    # Bytes that are not UTF-8 reach argv and stdin as lone surrogates, which crash the embedder,
+    # Redis or the terminal later on: refuse them here, once, for every way of asking.
+    named = [("the question", text), ("--conversation", thread)]
+    named += [("--principal", value) for value in principals] + [("--source", value) for value in sources]
+    for what, value in named:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            msg = f"{what} is not valid UTF-8 text; check your terminal's encoding"
+            raise InputError(msg) from None
     if mode is not None and mode not in (*MODES, AUTO):
         msg = f"--mode must be one of {', '.join((*MODES, AUTO))}, not {mode!r}"
         raise InputError(msg)
     settings = _app().settings
+    # An unknown source would filter every passage out and abstain without saying why.
+    unknown = [name for name in dict.fromkeys(sources) if name not in settings.connectors]
+    if unknown:
+        known = ", ".join(sorted(settings.connectors)) or "none configured"
+        names = ", ".join(repr(name) for name in unknown)
+        msg = f"unknown source{'s' if len(unknown) > 1 else ''} {names} (configured: {known})"
+        raise UnknownSourceError(msg)
     return Question(
         text=text,
         conversation=ConversationKey("cli", "local", getpass.getuser(), thread) if thread else None,
@@ -116,6 +133,12 @@ def chat(
 
 def _chat(mode: str | None) -> None:
     thread = uuid.uuid4().hex[:12]
+    # A line that is not UTF-8 would make input() raise and end the chat; read it as surrogate
+    # escapes instead, so _question refuses that one line and the chat goes on.
+    try:
+        sys.stdin.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+    except (AttributeError, OSError):  # not a text stream, or already read from: keep it as it is
+        pass
     out.print("[bold]Archivist[/bold] — ask about your documents. /forget clears memory, /exit leaves.")
     while True:
         try:
@@ -136,7 +159,7 @@ def _chat(mode: str | None) -> None:
             out.print("[bold green]archivist ›[/bold green] ", end="")
             render_stream(_app().assistant.stream(asked))
         except InputError as exc:
-            err.print(f"[yellow]{exc}[/yellow]")
+            err.print(str(exc), style="yellow", markup=False)  # the message may quote "[...]"
 
 
 @app.command()
@@ -212,30 +235,36 @@ def sources() -> None:
     """List the configured sources, their last sync and when the worker runs them next."""
     import time
 
+    import redis
+
     from core.worker import next_run_at
 
     application = _app()
     service = application.sync_service
+    if not service.names:
+        out.print("No sources configured. Add a [connectors.NAME] table to the config.", markup=False)
+        return
+    # The sync status lives in Redis, and reading it treats a dead Redis as "nothing recorded":
+    # ask Redis once, so that a source is not reported as never synced when that is unknown.
+    try:
+        application.redis.ping()
+        status_note = ""
+    except (ServiceUnavailable, redis.RedisError, OSError):
+        status_note = "status unavailable (Redis unreachable)"
     now = time.time()
     rows = []
     for name in service.names:
         connector = application.connector(name)
-        last = service.last_report(name)
         interval = application.settings.connectors[name].interval_s
+        if status_note:
+            last, next_run = None, "unknown" if interval else None
+        else:
+            last = service.last_report(name)
+            next_run = "running" if service.running(name) else next_run_at(interval, last, now)
         rows.append(
-            (
-                name,
-                connector.kind,
-                connector.describe(),
-                application.store.count(name),
-                last,
-                "running" if service.running(name) else next_run_at(interval, last, now),
-            )
+            (name, connector.kind, connector.describe(), application.store.count(name), last, next_run)
         )
-    if not rows:
-        out.print("No sources configured. Add a [connectors.NAME] table to the config.")
-        return
-    render_sources_table(rows)
+    render_sources_table(rows, status_note=status_note)
 
 
 serve = typer.Typer(help="Run a chat frontend.", no_args_is_help=True)

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from core.answers import Answer, AnswerEvent, Done, Token
 from core.safety import strip_fence_echo
@@ -65,7 +67,7 @@ class SyncProgressView:
     def __enter__(self) -> SyncProgressView:
         if self._tty:
             self._bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # a source name may hold "[...]"
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -112,9 +114,13 @@ WIDE_TABLE_COLUMNS = 120  # narrower terminals get one block per source instead 
 
 def render_sources_table(
     rows: list[tuple[str, str, str, int, SyncReport | None, float | str | None]],
+    status_note: str = "",
 ) -> None:
-    """One row per source; the last column is the next scheduled run (a time, "running" or None)."""
-    cells = [_source_cells(*row) for row in rows]
+    """One row per source; the last column is the next scheduled run (a time, "running" or None).
+
+    ``status_note`` says why the sync status could not be read; it replaces the last sync's result.
+    """
+    cells = [_source_cells(*row, status_note=status_note) for row in rows]
     if out.width < WIDE_TABLE_COLUMNS:
         for name, kind, where, chunks, last, _took, result, next_run in cells:
             out.print(f"{name} ({kind}): {where}", markup=False)
@@ -124,13 +130,21 @@ def render_sources_table(
         return
     table = Table("source", "type", "reads", "chunks", "last sync", "took", "result", "next run")
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # Text: names, paths and errors print as written
     out.print(table)
 
 
 def _source_cells(
-    name: str, kind: str, where: str, chunks: int, report: SyncReport | None, next_run: float | str | None
+    name: str,
+    kind: str,
+    where: str,
+    chunks: int,
+    report: SyncReport | None,
+    next_run: float | str | None,
+    status_note: str = "",
 ) -> tuple[str, ...]:
+    if status_note:
+        return name, kind, where, str(chunks), "unknown", "-", status_note, _next_run(next_run)
     result = report.summary().split(": ", 1)[1] if report else "not synced yet"
     if report and not report.finished and next_run != "running":
         result = "interrupted; the next sync resumes it"
@@ -154,7 +168,7 @@ def render_retrieval_table(scores: list) -> None:  # list[RetrievalScores]
     for score in scores:
         row = score.as_dict()
         table.add_row(
-            str(row["variant"]),
+            Text(str(row["variant"])),
             f"{row['ndcg@10']:.4f}",
             f"{row['recall@10']:.4f}",
             f"{row['recall@100']:.4f}",
@@ -198,7 +212,7 @@ def render_retriever_tuning(result) -> None:  # RetrieverTuning
             after = result.after[key]
             table.add_row(key, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
         out.print(table)
-    out.print(f"Registered embedder [bold]{summary['name']}[/bold] at {summary['path']}")
+    out.print(f"Registered embedder [bold]{escape(summary['name'])}[/bold] at {escape(str(summary['path']))}")
     out.print(
         "To use it, set it in the config and re-index (the whole index is rebuilt with it):\n"
         f'  [embeddings]\n  path = "{summary["path"]}"\n'

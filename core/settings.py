@@ -14,6 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -185,7 +186,9 @@ class ConnectorSettings(BaseModel):
         options = dict(self.model_extra or {})
         unknown = set(options) - set(allowed) if allowed is not None else set()
         if unknown:
-            known = sorted(allowed or ())
+            # The keys every source takes (type, public, ...) are valid too: list them, or a
+            # user fixing a typo is told those are not allowed.
+            known = sorted(set(allowed or ()) | set(type(self).model_fields))
             msg = f"unknown option(s) {sorted(unknown)} for a {self.type} source (known: {known})"
             raise ValueError(msg)
         return options
@@ -237,6 +240,44 @@ def _find_secrets(table: dict[str, object], prefix: str = "") -> list[str]:
         elif _SECRET_KEY.search(key):
             found.append(dotted)
     return found
+
+
+def _has_password(value: object) -> bool:
+    """A URL such as ``redis://:secret@host`` carries a credential as surely as an api_key does."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and "://" in item:
+            try:
+                if urlsplit(item).password is not None:
+                    return True
+            except ValueError:  # not a URL after all; validation judges it later
+                continue
+    return False
+
+
+def _find_url_passwords(table: dict[str, object], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += _find_url_passwords(value, f"{dotted}.")
+        elif _has_password(value):
+            found.append(dotted)
+    return found
+
+
+def _url_password_error(path: Path, keys: list[str]) -> ConfigError:
+    # Name the variable that takes the whole URL where there is one; never echo the URL itself.
+    variables = {dotted: variable for variable, dotted in _ENV_KEYS.items()}
+    problems = []
+    for key in keys:
+        fix = (
+            f"put the URL with its password in {variables[key]} instead"
+            if key in variables
+            else "remove the password from the URL"
+        )
+        problems.append(f"{key}: a URL with a password ({fix})")
+    msg = f"{path}: {'; '.join(problems)}; secrets are read only from environment variables"
+    return ConfigError(msg)
 
 
 def _set_dotted(table: dict[str, object], dotted: str, value: object) -> None:
@@ -309,6 +350,9 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
                 "variables; name the variable with an *_env key instead"
             )
             raise ConfigError(msg)
+        passwords = _find_url_passwords(raw)
+        if passwords:
+            raise _url_password_error(path, passwords)
         _resolve_paths(raw, path.parent.resolve())
     elif env.get("ARCHIVIST_CONFIG"):
         msg = f"ARCHIVIST_CONFIG points to {path}, which does not exist"
