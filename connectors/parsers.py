@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from collections.abc import Callable
 from pathlib import PurePath
 
+import charset_normalizer
 from bs4 import BeautifulSoup
 
 Parsed = tuple[str, str]  # (title, text)
 
 # Page chrome an HTML extractor should drop: it is the same on every page and answers nothing.
 _HTML_BOILERPLATE = ("script", "style", "nav", "footer", "header", "aside", "noscript", "form")
+# UTF-32 first: its little-endian mark begins with UTF-16's.
+_UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 class UnreadableFile(Exception):
@@ -25,13 +34,28 @@ def _first_heading(text: str) -> str:
 
 
 def _decode(data: bytes) -> str:
+    # UTF-16 and UTF-32 text is full of NUL bytes: its byte order mark says it is text.
+    for bom, codec in _UNICODE_BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                msg = f"not valid {codec.upper()} text ({exc.reason})"
+                raise UnreadableFile(msg) from exc
     if b"\x00" in data[:4096]:
         msg = "binary content in a text file"
         raise UnreadableFile(msg)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        pass
+    # Older editors save cp1252, Shift-JIS, GB18030...: guess the charset from the bytes,
+    # rather than reading them all as latin-1 mojibake.
+    best = charset_normalizer.from_bytes(data).best()
+    if best is None:
+        msg = "not text in any encoding we recognise"
+        raise UnreadableFile(msg)
+    return str(best)
 
 
 def parse_markdown(data: bytes) -> Parsed:

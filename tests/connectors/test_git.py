@@ -272,6 +272,23 @@ def test_a_corrupt_pdf_is_reported_while_the_rest_syncs(make_repo, make_app) -> 
     assert app.sync_status.last("code").failed == 1
 
 
+def test_a_committed_symlink_is_not_indexed(make_repo, make_app, tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "shadow.md"
+    secret.parent.mkdir()
+    secret.write_text("# Shadow\n\nroot:$6$hunter2-swordfish:19000:0:99999:7:::\n")
+    repo = make_repo()
+    (repo / "docs" / "passwd.md").symlink_to("/etc/passwd")
+    (repo / "docs" / "shadow.md").symlink_to(secret)
+    commit(repo, message="links to files outside the repository")
+    assert "120000" in git(repo, "ls-tree", "HEAD", "docs/passwd.md")  # committed as a symlink blob
+    app = make_app(repo)
+    report = sync(app)
+    assert (report.added, report.failed) == (4, 0), report.failures
+    assert indexed(app) == MARKDOWN_AND_TEXT
+    text = "\n".join(chunk.text for chunk in app.store.chunks(AccessFilter()))
+    assert "hunter2" not in text and "root:x:0:0" not in text and "/etc/passwd" not in text
+
+
 def test_git_not_installed_is_a_source_error(make_repo, monkeypatch, tmp_path) -> None:
     repo = make_repo()
     empty = tmp_path / "empty-bin"
