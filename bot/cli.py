@@ -280,6 +280,9 @@ def serve_slack(
         bool, typer.Option("--socket", help="Connect in Socket Mode (SLACK_APP_TOKEN); the default.")
     ] = False,
     port: Annotated[int, typer.Option(help="HTTP port, with --http.")] = 3000,
+    host: Annotated[
+        str, typer.Option(help="Address to bind, with --http; 0.0.0.0 listens on every interface.")
+    ] = "127.0.0.1",
 ) -> None:
     """Answer in Slack channels, threads and DMs."""
     if http and socket:
@@ -287,7 +290,7 @@ def serve_slack(
         raise InputError(msg)
     from bot.slack.app import serve_slack as run
 
-    run(_app(), http=http, port=port)
+    run(_app(), http=http, port=port, host=host)
 
 
 @serve.command("discord")

@@ -3,13 +3,17 @@
 ``build_slack_app`` wires middleware and listeners; ``serve_slack`` runs it in
 Socket Mode (``SLACK_APP_TOKEN``) or as an HTTP endpoint at ``/slack/events``.
 Bolt's safe defaults stay on: request signatures and timestamps are checked,
-``url_verification`` is answered, and Archivist's own events are ignored.
+``url_verification`` is answered, and Archivist's own events are ignored. The
+HTTP endpoint binds 127.0.0.1 unless told otherwise, and SIGTERM stops either
+mode cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,8 +79,9 @@ def build_slack_app(
     bolt = AsyncApp(
         client=client,  # carries the bot token
         signing_secret=credentials.signing_secret,
-        # Socket Mode requests carry no signature; HTTP ones are always verified.
-        request_verification_enabled=bool(credentials.signing_secret),
+        # Always on: Bolt skips it for Socket Mode requests (they carry no signature), and
+        # build_web_app refuses an app without a secret, so HTTP is never served unverified.
+        request_verification_enabled=True,
         logger=logging.getLogger("archivist.slack.bolt"),
     )
     redis_client = lambda: core.redis  # noqa: E731 - resolved lazily: Redis may start later or be down
@@ -99,23 +104,65 @@ def build_slack_app(
     return bolt
 
 
-def serve_slack(core: App, *, http: bool, port: int, credentials: SlackCredentials | None = None) -> None:
-    """Run until interrupted: Socket Mode by default, or HTTP at /slack/events."""
+# Loopback unless told otherwise: in front of the endpoint there is usually a TLS proxy.
+DEFAULT_HOST = "127.0.0.1"
+
+
+def serve_slack(
+    core: App,
+    *,
+    http: bool,
+    port: int,
+    host: str = DEFAULT_HOST,
+    credentials: SlackCredentials | None = None,
+) -> None:
+    """Run until interrupted or SIGTERM: Socket Mode by default, or HTTP at /slack/events."""
     credentials = credentials or SlackCredentials.from_env(socket=not http)
     bolt = build_slack_app(core, credentials)
+    serving = _serve_http(bolt, host, port) if http else _serve_socket(bolt, credentials)
     try:
-        asyncio.run(_serve_http(bolt, port) if http else _serve_socket(bolt, credentials))
+        asyncio.run(_until_sigterm(serving))
     except KeyboardInterrupt:
         log.info("stopped")
 
 
-async def _serve_http(bolt: AsyncApp, port: int) -> None:
+async def _until_sigterm(serving: Awaitable[None]) -> None:
+    """Serve until SIGTERM (docker stop, systemd), then return normally: the server's own
+    cleanup runs, then the process's exit hooks (the embedded Redis child stops with them)."""
+    task = asyncio.ensure_future(serving)
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping:  # a second SIGTERM must not interrupt the cleanup the first started
+            stopping = True
+            task.cancel()
+
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not stopping:  # cancelled from outside (Ctrl-C): not ours to swallow
+            raise
+        log.warning("stopped (SIGTERM)")
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)  # leaves SIG_DFL: put back what was there
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+async def _serve_http(bolt: AsyncApp, host: str, port: int) -> None:
     from aiohttp import web
 
     runner = web.AppRunner(build_web_app(bolt))
     await runner.setup()
-    await web.TCPSite(runner, port=port).start()
-    log.warning("Archivist is listening for Slack on http://0.0.0.0:%d%s", port, EVENTS_PATH)
+    await web.TCPSite(runner, host=host, port=port).start()
+    for address in runner.addresses:  # the real ones: port 0 picks a free port
+        bound_host, bound_port = address[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        log.warning("Archivist is listening for Slack on http://%s:%d%s", shown, bound_port, EVENTS_PATH)
     try:
         await asyncio.Event().wait()
     finally:
@@ -127,4 +174,7 @@ async def _serve_socket(bolt: AsyncApp, credentials: SlackCredentials) -> None:
 
     handler = AsyncSocketModeHandler(bolt, credentials.app_token)
     log.warning("Archivist is connecting to Slack in Socket Mode")
-    await handler.start_async()
+    try:
+        await handler.start_async()
+    finally:  # on SIGTERM too: close the WebSocket rather than drop it
+        await handler.close_async()
