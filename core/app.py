@@ -91,6 +91,8 @@ class App:
                 fusion=store.fusion,
                 embedder=embedder if embedder is not None else embedder_identity(self.settings.embeddings),
             )
+        from datetime import timedelta
+
         from core.store.lancedb_store import LanceDBStore
 
         return LanceDBStore(
@@ -98,6 +100,7 @@ class App:
             dimensions or self.embedder.dimensions,
             table,
             embedder if embedder is not None else embedder_identity(self.settings.embeddings),
+            keep_versions=timedelta(seconds=self.settings.store.keep_versions_s),
         )
 
     def chunking_options(self) -> ChunkingOptions:
@@ -157,7 +160,14 @@ class App:
             self.chunking_options(),
             self._optional(lambda: self.sync_status),
             self.settings.embeddings.batch_size,
+            forget=self._forget_in_memory,
         )
+
+    def _forget_in_memory(self, source: str, document_ids: list[str]) -> None:
+        """Deleted or re-granted documents leave conversation memory too."""
+        history = self._optional(lambda: self.history)
+        if history is not None:
+            history.forget_documents(source, document_ids)
 
     @cached_property
     def sync_service(self) -> SyncService:
@@ -167,6 +177,7 @@ class App:
             self.sync_engine,
             self._optional(lambda: self.redis),
             self._optional(lambda: self.sync_status),
+            lock_dir=self.settings.data_dir / "locks",
         )
 
     @cached_property

@@ -23,7 +23,7 @@ from core.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Toke
 from core.chat_models import ChatModel, model_errors
 from core.errors import ConfigError, InputError, ModelError, ServiceUnavailable
 from core.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
-from core.history import ConversationHistory, Turn
+from core.history import ConversationHistory, Turn, passages_of
 from core.model_serving import ModelLineup
 from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
 from core.reranker import CrossEncoderReranker
@@ -145,7 +145,11 @@ class Assistant:
     def stream(self, question: Question) -> Iterator[AnswerEvent]:
         text = self._validate(question.text)
         clock = _Clock()
-        turns = self._history.load(question.conversation) if self._history and question.conversation else []
+        turns = (
+            self._history.load(question.conversation, self._access(question))
+            if self._history and question.conversation
+            else []
+        )
         clock.lap("history")
         # Condensing serves retrieval, which always goes with the base model.
         standalone = self._condense(text, turns, self._lineup.base) if turns else text
@@ -258,7 +262,7 @@ class Assistant:
             answer = Answer(NOT_COVERED, [], mode, model.name, True, asking.standalone, clock.total())
             answer = replace(answer, route=route.mode, route_reason=route.reason, fallback=fallback)
             yield Token(answer.text)
-            self._remember(asking.question, asking.text, answer)
+            self._remember(asking.question, asking.text, answer, [])
             yield Done(answer)
             return
         messages, used = self._prompt(mode, model, asking.text, asking.turns, hits)
@@ -297,7 +301,7 @@ class Assistant:
         clock.lap("generate")
         answer = self._finish(without_repeats("".join(pieces)), used, mode, model, asking.standalone, clock)
         answer = replace(answer, route=route.mode, route_reason=route.reason, fallback=fallback)
-        self._remember(asking.question, asking.text, answer)
+        self._remember(asking.question, asking.text, answer, used)
         yield Done(answer)
 
     def _validate(self, text: str) -> str:
@@ -435,6 +439,9 @@ class Assistant:
             )
         return sources
 
-    def _remember(self, question: Question, text: str, answer: Answer) -> None:
+    def _remember(self, question: Question, text: str, answer: Answer, used: list[SearchHit]) -> None:
+        """Save the turn with every passage the model was shown, not only the cited ones: the
+        answer may draw on any of them, so only askers who may read them all get it replayed."""
         if self._history and question.conversation:
-            self._history.append(question.conversation, Turn(text, answer.text))
+            passages = passages_of([(h.chunk.source, h.chunk.document_id, h.chunk.acl) for h in used])
+            self._history.append(question.conversation, Turn(text, answer.text, passages))

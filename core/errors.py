@@ -10,7 +10,8 @@ frontend turns it into one readable line at exactly one boundary::
     ├── AccessDenied           the caller may not do this (e.g. not an admin)
     ├── ServiceUnavailable     Redis, a vector store or a model endpoint cannot be reached
     ├── ModelError             a chat model failed while answering
-    └── SourceError            a connector could not read its source as a whole
+    ├── SourceError            a connector could not read its source as a whole
+    └── StorageError           the data directory cannot be written (read-only, full)
 
 A failure on a single document during a sync is not an exception: it is a
 ``LoadFailure`` value reported in the sync summary.
@@ -49,3 +50,7 @@ class ModelError(ArchivistError):
 
 class SourceError(ArchivistError):
     """A connector cannot read its source at all."""
+
+
+class StorageError(ArchivistError):
+    """Local state (the index, locks, the embedded Redis) cannot be written."""

@@ -53,6 +53,10 @@ class StoreSettings(_Strict):
     fusion: Literal["relative_score", "ranked"] = "relative_score"  # how Weaviate fuses hybrid results
     # Multi-tenancy: this workspace's tenant in a multi-tenant collection; empty means off.
     tenant: Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]{1,64})?$")] = ""
+    # LanceDB: how long superseded index versions stay on disk after a sync (so a reader in another
+    # process is never cut off mid-query). A deleted document's text leaves the disk at the first
+    # sync at least this long after its deletion; 0 removes it at once (a single-process setup).
+    keep_versions_s: Annotated[int, Field(ge=0)] = 600
 
 
 class EmbeddingSettings(_Strict):

@@ -39,6 +39,9 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# Told which documents of a source were deleted or re-granted, so copies of their text
+# elsewhere (conversation memory) go too.
+ForgetDocuments = Callable[[str, list[str]], object]
 
 
 class SyncEngine:
@@ -49,7 +52,9 @@ class SyncEngine:
         chunking: ChunkingOptions,
         status: SyncStatusStore | None,
         embed_batch_size: int = 64,
+        forget: ForgetDocuments | None = None,
     ) -> None:
+        self._forget = forget or (lambda _source, _ids: None)
         self._store = store
         self._embedder = embedder
         self._chunking = chunking
@@ -188,6 +193,7 @@ class SyncEngine:
     def _index_batch(self, batch: Batch, indexed: dict[str, IndexedDocument], report: SyncReport) -> None:
         chunks: list[Chunk] = []
         documents: list[Document] = []
+        regranted: list[str] = []
         for item in batch:
             if isinstance(item, LoadFailure):
                 # The old chunks of a document that is now unreadable stay searchable.
@@ -199,12 +205,18 @@ class SyncEngine:
                 continue
             documents.append(item)
             chunks += pieces
+            known = indexed.get(item.id)
+            if known is not None and known.acl != item.acl:
+                regranted.append(item.id)
         if not chunks:
             return
         vectors = embed_in_batches(self._embedder, [c.search_text() for c in chunks], self._embed_batch_size)
         all_new = not any(document.id in indexed for document in documents)
         self._store.upsert(chunks, vectors, new_documents=all_new)
         report.chunks_embedded += len(chunks)
+        if regranted:
+            # Answers written for the old readers must not be replayed to the new ones.
+            self._forget(report.source, regranted)
         for document in documents:
             if document.id in indexed:
                 report.updated += 1
@@ -216,4 +228,5 @@ class SyncEngine:
             return
         notify(Progress(report.source, 0, len(vanished), "pruning"))
         self._store.delete_documents(report.source, sorted(vanished))
+        self._forget(report.source, sorted(vanished))
         report.deleted += len(vanished)

@@ -1,24 +1,31 @@
 """The one way syncs are started: CLI, Slack and Discord admin commands all call this.
 
-Only one sync of a source runs at a time across every process: a Redis lock with
-a short expiry that the running sync keeps renewing, so a killed worker frees its
-source within a minute instead of leaving it stuck.
+Only one sync of a source runs at a time across every process. Two locks guard it:
+a lock file under the data dir, which the operating system frees when its holder
+dies (so it holds on this host even while Redis is down), and a Redis lock with a
+short expiry that the running sync keeps renewing, for workers on other hosts that
+share the index. Without Redis the file lock alone holds; there is never no lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
+from filelock import FileLock, Timeout
 
 from connectors.base import Connector
-from core.errors import ArchivistError, InputError, SourceError
+from core.errors import ArchivistError, InputError, SourceError, StorageError
 from core.sync import ProgressCallback, SyncEngine
 from core.sync_status import SyncReport, SyncStatusStore
 
@@ -55,8 +62,11 @@ class SyncService:
         engine: SyncEngine,
         client: redis.Redis | None,
         status: SyncStatusStore | None,
+        *,
+        lock_dir: Path,
         lock_ttl_s: int = LOCK_TTL_S,
     ) -> None:
+        self._lock_dir = lock_dir
         self._lock_ttl_s = lock_ttl_s
         self._names = list(names)
         self._connector = connector
@@ -81,6 +91,13 @@ class SyncService:
 
     def running(self, name: str) -> bool:
         """Whether any process holds this source's sync lock now."""
+        try:
+            with self._lock_file(name).acquire(timeout=0):
+                pass
+        except Timeout:
+            return True
+        except OSError:
+            pass  # a data dir we cannot write: no local sync can be running either
         if self._client is None:
             return False
         try:
@@ -93,13 +110,38 @@ class SyncService:
 
     def sync(self, name: str, *, full: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
         connector = self._connector(name)
-        token = self._acquire(name)
-        stop_renewing = self._keep_renewing(name, token)
+        with self._local_lock(name):
+            token = self._acquire(name)
+            stop_renewing = self._keep_renewing(name, token)
+            try:
+                return self._engine.sync(connector, full=full, progress=progress)
+            finally:
+                stop_renewing.set()
+                self._release(name, token)
+
+    def _lock_file(self, name: str) -> FileLock:
+        # Source names are free text: keep the readable part, and a digest so two names never collide.
+        readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40]
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        return FileLock(self._lock_dir / f"sync-{readable}-{digest}.lock")
+
+    @contextmanager
+    def _local_lock(self, name: str) -> Iterator[None]:
+        """This host's lock on the source; the OS releases it if the process dies."""
+        lock = self._lock_file(name)
         try:
-            return self._engine.sync(connector, full=full, progress=progress)
+            self._lock_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=0)
+        except Timeout:
+            msg = f"a sync of {name!r} is already running; try again when it has finished"
+            raise SyncBusy(msg) from None
+        except OSError as exc:
+            msg = f"cannot take the sync lock in {self._lock_dir}: {exc.strerror or exc}"
+            raise StorageError(msg) from exc
+        try:
+            yield
         finally:
-            stop_renewing.set()
-            self._release(name, token)
+            lock.release()
 
     def sync_many(
         self, names: Sequence[str], *, full: bool = False, progress: ProgressCallback | None = None

@@ -11,7 +11,8 @@ import json
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lancedb
@@ -43,6 +44,11 @@ _RESULT_COLUMNS = [
     "vector",
 ]
 _HEADING_SEPARATOR = "\x1f"
+# How stale a reader's view may get: each process looks for a newer version of the table
+# (another process's sync) at most this often, so none reads a superseded version for long.
+READ_CONSISTENCY = timedelta(seconds=5)
+# A version that marks a document indexed twice (two writers overlapped): the next sync re-indexes it.
+DUPLICATED = "duplicated"
 
 
 def sql_string(value: str) -> str:
@@ -144,9 +150,18 @@ class LanceDBStore:
 
     name = "lancedb"
 
-    def __init__(self, directory: Path, dimensions: int, table: str = "chunks", embedder: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dimensions: int,
+        table: str = "chunks",
+        embedder: str = "",
+        keep_versions: timedelta = timedelta(minutes=10),
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(directory))
+        self._db = lancedb.connect(str(directory), read_consistency_interval=READ_CONSISTENCY)
+        self._keep_versions = keep_versions
+        self._deleted = False  # rows were deleted since the last finish_sync: compact them away
         self._dimensions = dimensions
         self._table_name = table
         self._embedder = embedder
@@ -214,12 +229,14 @@ class LanceDBStore:
         if not chunks:
             return
         self._rebuild_if_stale()
-        if not new_documents:
-            by_source: dict[str, set[str]] = {}
-            for chunk in chunks:
-                by_source.setdefault(chunk.source, set()).add(chunk.document_id)
-            for source, document_ids in by_source.items():
-                self.delete_documents(source, document_ids)
+        # Always replace by document id, even for documents the caller believes new
+        # (``new_documents`` is only a hint here): a writer that overlapped with another then
+        # leaves one copy, not two.
+        by_source: dict[str, set[str]] = {}
+        for chunk in chunks:
+            by_source.setdefault(chunk.source, set()).add(chunk.document_id)
+        for source, document_ids in by_source.items():
+            self.delete_documents(source, document_ids)
         rows = [_row(chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
         self._table.add(pa.Table.from_pylist(rows, schema=_schema(self._dimensions)))
 
@@ -230,17 +247,30 @@ class LanceDBStore:
         for start in range(0, len(ids), 500):
             part = ", ".join(sql_string(i) for i in ids[start : start + 500])
             self._table.delete(f"source = {sql_string(source)} AND document_id IN ({part})")
+            self._deleted = True
 
     def finish_sync(self) -> None:
-        """Build the full-text index once; later syncs fold new rows into it incrementally."""
-        if self._has_fts_index():
-            self._table.optimize()  # merges new fragments into the existing indices
-            return
+        """Build the full-text index once (later syncs fold new rows into it), and purge deleted text.
+
+        A delete only masks rows; compaction with no deletion threshold rewrites every file
+        that holds one, and versions older than ``keep_versions`` are removed, so a deleted
+        document's text leaves the disk instead of lingering in old files and versions.
+        """
+        if not self._has_fts_index():
+            with warnings.catch_warnings():
+                # The replacement API (create_index(config=FTS())) is not on the sync table in 0.40.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._table.create_fts_index("search_text", replace=True, with_position=False)
+            self._fts_ready = True
+        if self._deleted:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._table.compact_files(materialize_deletions_threshold=0.0)
+            self._deleted = False
         with warnings.catch_warnings():
-            # The replacement API (create_index(config=FTS())) is not on the sync table in 0.40.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._table.create_fts_index("search_text", replace=True, with_position=False)
-        self._fts_ready = True
+            warnings.simplefilter("ignore", UserWarning)  # lancedb's caution about a zero window
+            # Merges new fragments into the indices and drops superseded versions.
+            self._table.optimize(cleanup_older_than=self._keep_versions)
 
     # -- reading -----------------------------------------------------------
 
@@ -252,13 +282,24 @@ class LanceDBStore:
 
     def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
         self._rebuild_if_stale()  # what a sync asks first: the new embedder starts from an empty index
-        columns = ["document_id", "version", "content_hash", "acl_public", "acl_principals"]
+        columns = ["id", "document_id", "version", "content_hash", "acl_public", "acl_principals"]
         rows = self._scan(columns, f"source = {sql_string(source)}").to_pydict()
         documents: dict[str, IndexedDocument] = {}
-        for document_id, version, digest, public, principals in zip(*(rows[c] for c in columns), strict=True):
+        seen: set[str] = set()
+        duplicated: set[str] = set()
+        for chunk_id, document_id, version, digest, public, principals in zip(
+            *(rows[c] for c in columns), strict=True
+        ):
+            if chunk_id in seen:
+                duplicated.add(document_id)
+            seen.add(chunk_id)
             known = documents.get(document_id)
             acl = Acl(bool(public), frozenset(principals or ()))
             documents[document_id] = IndexedDocument(version, digest, (known.chunks if known else 0) + 1, acl)
+        for document_id in duplicated:  # shown as changed, so this sync replaces them with one copy
+            documents[document_id] = replace(
+                documents[document_id], version=DUPLICATED, content_hash=DUPLICATED
+            )
         return documents
 
     def chunks(self, access: AccessFilter, limit: int | None = None) -> list[Chunk]:

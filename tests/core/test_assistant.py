@@ -13,6 +13,7 @@ from core.errors import ConfigError, InputError
 from core.history import ConversationKey
 from core.prompts import NOT_COVERED
 from core.settings import load_settings
+from core.store.base import AccessFilter
 from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
 
 pytestmark = pytest.mark.slow
@@ -47,7 +48,7 @@ def test_follow_up_uses_conversation_memory(synced_app: App) -> None:
     _, follow = _ask(synced_app, "Can unused ones roll over?", conversation=thread)
     assert "vacation days" in follow.standalone_query
     assert any(s.path.endswith("people/pto-policy.md") for s in follow.sources)
-    turns = synced_app.history.load(thread)
+    turns = synced_app.history.load(thread, AccessFilter())
     assert [t.question for t in turns] == [
         "How many vacation days do employees in the Netherlands get?",
         "Can unused ones roll over?",

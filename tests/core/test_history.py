@@ -8,6 +8,9 @@ import redis
 
 from core.history import ConversationHistory, ConversationKey, Turn
 from core.redis_conn import connect
+from core.store.base import AccessFilter
+
+EVERYONE = AccessFilter()  # what an asker of public documents may read
 
 
 @pytest.fixture
@@ -24,8 +27,8 @@ def test_turns_are_capped_and_kept_per_thread(client) -> None:
     for n in range(5):
         history.append(thread, Turn(f"q{n}", f"a{n}"))
     history.append(other, Turn("elsewhere", "x"))
-    assert [t.question for t in history.load(thread)] == ["q2", "q3", "q4"]
-    assert [t.question for t in history.load(other)] == ["elsewhere"]
+    assert [t.question for t in history.load(thread, EVERYONE)] == ["q2", "q3", "q4"]
+    assert [t.question for t in history.load(other, EVERYONE)] == ["elsewhere"]
 
 
 def test_token_budget_drops_the_oldest_turns(client) -> None:
@@ -33,7 +36,7 @@ def test_token_budget_drops_the_oldest_turns(client) -> None:
     key = ConversationKey("cli", "local", "me")
     history.append(key, Turn("old " * 200, "old answer"))
     history.append(key, Turn("recent question", "recent answer"))
-    assert [t.question for t in history.load(key)] == ["recent question"]
+    assert [t.question for t in history.load(key, EVERYONE)] == ["recent question"]
 
 
 def test_ttl_slides_with_use(client) -> None:
@@ -41,7 +44,7 @@ def test_ttl_slides_with_use(client) -> None:
     key = ConversationKey("discord", "G1", "C9", "")
     history.append(key, Turn("q", "a"))
     client.expire(key.redis_key(), 5)
-    history.load(key)
+    history.load(key, EVERYONE)
     assert client.ttl(key.redis_key()) > 500
 
 
@@ -50,7 +53,7 @@ def test_clear_forgets(client) -> None:
     key = ConversationKey("cli", "local", "me", "t")
     history.append(key, Turn("q", "a"))
     history.clear(key)
-    assert history.load(key) == []
+    assert history.load(key, EVERYONE) == []
 
 
 def test_redis_down_means_no_memory_and_one_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -60,7 +63,7 @@ def test_redis_down_means_no_memory_and_one_warning(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             history.append(key, Turn("q", "a"))
-            assert history.load(key) == []
+            assert history.load(key, EVERYONE) == []
     assert sum("unreachable" in r.message for r in caplog.records) == 1
 
 
@@ -70,5 +73,5 @@ def test_history_survives_a_restart_of_the_embedded_server(tmp_path: Path) -> No
     ConversationHistory(first, 5, 1000, 600).append(key, Turn("remember me", "ok"))
     first.shutdown(save=True)
     second = connect("", tmp_path)
-    assert [t.question for t in ConversationHistory(second, 5, 1000, 600).load(key)] == ["remember me"]
+    assert [t.question for t in ConversationHistory(second, 5, 1000, 600).load(key, EVERYONE)] == ["remember me"]
     second.shutdown(nosave=True)

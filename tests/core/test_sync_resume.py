@@ -29,7 +29,7 @@ from core.settings import load_settings
 from core.sync_service import SyncService
 
 app = App(load_settings(Path(sys.argv[1]), environ={}))
-service = SyncService(["pages"], app.connector, app.sync_engine, app.redis, app.sync_status, lock_ttl_s=20)
+service = SyncService(["pages"], app.connector, app.sync_engine, app.redis, app.sync_status, lock_dir=app.settings.data_dir / "locks", lock_ttl_s=20)
 
 def die_after_first_batch(progress):
     if progress.stage == "indexing" and progress.done > 0:
