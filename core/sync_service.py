@@ -162,7 +162,7 @@ class SyncService:
         try:
             taken = self._client.set(_LOCK_KEY.format(source=name), token, nx=True, ex=self._lock_ttl_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("Redis is unreachable (%s); syncing %s without the cross-process lock", exc, name)
+            log.warning("Redis is unreachable (%s); syncing %s under this host's lock file only", exc, name)
             return None
         if not taken:
             msg = f"a sync of {name!r} is already running; try again when it has finished"
