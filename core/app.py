@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._unavailable: set[str] = set()  # what _optional has warned about: each reason once
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -145,7 +146,10 @@ class App:
     def model_lineup(self) -> ModelLineup:
         """Base and fine-tuned chat models; the promoted registry version is looked up per question."""
         return ModelLineup(
-            self.models, self.settings.models, lambda: self.redis, self.settings.assistant.promotion_check_s
+            self.models,
+            self.settings.models,
+            lambda: self._optional(lambda: self.redis),  # None: the config's models answer
+            self.settings.assistant.promotion_check_s,
         )
 
     @cached_property
@@ -213,11 +217,17 @@ class App:
             raise UnknownSourceError(msg)
         return build_connector(name, self.settings.connectors[name], self.settings.data_dir)
 
-    @staticmethod
-    def _optional(build):  # noqa: ANN001, ANN205 - tiny local helper
-        """Memory and status are conveniences: without Redis, answer and sync anyway."""
+    def _optional(self, build):  # noqa: ANN001, ANN202 - tiny local helper
+        """Memory, status and the model registry are conveniences: without Redis, answer and sync anyway.
+
+        One warning per reason: memory, status and the registry all miss the same Redis.
+        """
         try:
             return build()
         except ServiceUnavailable as exc:
-            log.warning("%s; going on without conversation memory and sync status", exc)
+            if str(exc) not in self._unavailable:
+                self._unavailable.add(str(exc))
+                log.warning(
+                    "%s; going on without conversation memory, sync status and the model registry", exc
+                )
             return None

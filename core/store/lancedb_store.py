@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.documents import Acl, Chunk
-from core.errors import ConfigError
+from core.errors import ConfigError, StorageError
 from core.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
 from core.store.fusion import relative_score_fusion
 
@@ -49,6 +52,38 @@ _HEADING_SEPARATOR = "\x1f"
 READ_CONSISTENCY = timedelta(seconds=5)
 # A version that marks a document indexed twice (two writers overlapped): the next sync re-indexes it.
 DUPLICATED = "duplicated"
+
+
+# How LanceDB (Rust) reports a failed read or write: "lance error: LanceError(IO): Read-only file
+# system (os error 30), /root/.cargo/.../object_store.rs:1000:21", as a RuntimeError or OSError.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+_IO_ERROR = re.compile(r"LanceError\(IO\)|\(os error \d+\)|No space left|Read-only file system")
+
+
+@contextmanager
+def storage_errors(action: str, directory: object) -> Iterator[None]:
+    """Turn the disk's failures (read-only, full, not a directory) into one line naming the index.
+
+    Other LanceDB errors (a bad filter, a bug) are not the disk's and propagate unchanged.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(_storage_message(action, directory, exc.strerror or str(exc))) from exc
+    except RuntimeError as exc:
+        text = str(exc)
+        if not _IO_ERROR.search(text):
+            raise
+        code = _OS_ERROR.search(text)
+        reason = os.strerror(int(code.group(1))) if code else text.splitlines()[0][:200]
+        raise StorageError(_storage_message(action, directory, reason)) from exc
+
+
+def _storage_message(action: str, directory: object, reason: str) -> str:
+    return (
+        f"cannot {action} the index in {directory}: {reason}; "
+        "check that the data directory (ARCHIVIST_DATA_DIR) is writable and has free space"
+    )
 
 
 def sql_string(value: str) -> str:
@@ -158,8 +193,10 @@ class LanceDBStore:
         embedder: str = "",
         keep_versions: timedelta = timedelta(minutes=10),
     ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(directory), read_consistency_interval=READ_CONSISTENCY)
+        self._directory = directory
+        with storage_errors("open", directory):
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db = lancedb.connect(str(directory), read_consistency_interval=READ_CONSISTENCY)
         self._keep_versions = keep_versions
         self._deleted = False  # rows were deleted since the last finish_sync: compact them away
         self._dimensions = dimensions
@@ -167,7 +204,8 @@ class LanceDBStore:
         self._embedder = embedder
         self._made_by = directory / f"{table}.embedder.json"  # beside the table: which model filled it
         self._stale = ""  # set when another embedder built the index: why it must be rebuilt
-        self._table = self._open()
+        with storage_errors("open", directory):
+            self._table = self._open()
         self._fts_ready = False
 
     def _open(self):  # noqa: ANN202 - lancedb's table type is private
@@ -184,7 +222,12 @@ class LanceDBStore:
                 f"({self._dimensions} dimensions)"
             )
         elif self._embedder and not made_by:
-            self._record_embedder()  # an index from before embedders were recorded: adopt this one
+            # An index from before embedders were recorded: adopt this one (a read-only data dir
+            # can still be searched; the record is written by the next process that can).
+            try:
+                self._record_embedder()
+            except OSError as exc:
+                log.info("could not record the embedder beside the index: %s", exc)
         return table
 
     def _create(self):  # noqa: ANN202
@@ -208,8 +251,9 @@ class LanceDBStore:
         if not self._stale:
             return
         log.warning("%s; rebuilding the index: each source is re-indexed on its next sync", self._stale)
-        self._db.drop_table(self._table_name)
-        self._table = self._create()
+        with storage_errors("rebuild", self._directory):
+            self._db.drop_table(self._table_name)
+            self._table = self._create()
         self._stale = ""
         self._fts_ready = False
 
@@ -238,7 +282,8 @@ class LanceDBStore:
         for source, document_ids in by_source.items():
             self.delete_documents(source, document_ids)
         rows = [_row(chunk, vector) for chunk, vector in zip(chunks, vectors, strict=True)]
-        self._table.add(pa.Table.from_pylist(rows, schema=_schema(self._dimensions)))
+        with storage_errors("write to", self._directory):
+            self._table.add(pa.Table.from_pylist(rows, schema=_schema(self._dimensions)))
 
     def delete_documents(self, source: str, document_ids: Iterable[str]) -> None:
         self._rebuild_if_stale()
@@ -246,7 +291,8 @@ class LanceDBStore:
         # Filters are SQL text; keep each statement a reasonable size.
         for start in range(0, len(ids), 500):
             part = ", ".join(sql_string(i) for i in ids[start : start + 500])
-            self._table.delete(f"source = {sql_string(source)} AND document_id IN ({part})")
+            with storage_errors("write to", self._directory):
+                self._table.delete(f"source = {sql_string(source)} AND document_id IN ({part})")
             self._deleted = True
 
     def finish_sync(self) -> None:
@@ -256,21 +302,22 @@ class LanceDBStore:
         that holds one, and versions older than ``keep_versions`` are removed, so a deleted
         document's text leaves the disk instead of lingering in old files and versions.
         """
-        if not self._has_fts_index():
+        with storage_errors("write to", self._directory):
+            if not self._has_fts_index():
+                with warnings.catch_warnings():
+                    # The replacement API (create_index(config=FTS())) is not on the sync table in 0.40.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self._table.create_fts_index("search_text", replace=True, with_position=False)
+                self._fts_ready = True
+            if self._deleted:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self._table.compact_files(materialize_deletions_threshold=0.0)
+                self._deleted = False
             with warnings.catch_warnings():
-                # The replacement API (create_index(config=FTS())) is not on the sync table in 0.40.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._table.create_fts_index("search_text", replace=True, with_position=False)
-            self._fts_ready = True
-        if self._deleted:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._table.compact_files(materialize_deletions_threshold=0.0)
-            self._deleted = False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # lancedb's caution about a zero window
-            # Merges new fragments into the indices and drops superseded versions.
-            self._table.optimize(cleanup_older_than=self._keep_versions)
+                warnings.simplefilter("ignore", UserWarning)  # lancedb's caution about a zero window
+                # Merges new fragments into the indices and drops superseded versions.
+                self._table.optimize(cleanup_older_than=self._keep_versions)
 
     # -- reading -----------------------------------------------------------
 
@@ -278,7 +325,8 @@ class LanceDBStore:
         query = self._table.search().select(columns).limit(None)
         if where:
             query = query.where(where)
-        return query.to_arrow()
+        with storage_errors("read", self._directory):
+            return query.to_arrow()
 
     def indexed_documents(self, source: str) -> dict[str, IndexedDocument]:
         self._rebuild_if_stale()  # what a sync asks first: the new embedder starts from an empty index
@@ -309,7 +357,8 @@ class LanceDBStore:
         return [_chunk(row) for row in rows[:limit]]
 
     def count(self, source: str | None = None) -> int:
-        return self._table.count_rows(f"source = {sql_string(source)}" if source else None)
+        with storage_errors("read", self._directory):
+            return self._table.count_rows(f"source = {sql_string(source)}" if source else None)
 
     def _has_fts_index(self) -> bool:
         if not self._fts_ready:
@@ -323,25 +372,27 @@ class LanceDBStore:
         dense: list[tuple[str, float]] = []
         sparse: list[tuple[str, float]] = []
         if query.alpha > 0:
-            result = (
+            dense_query = (
                 self._table.search(list(query.vector), vector_column_name="vector")
                 .distance_type("cosine")
                 .where(where, prefilter=True)
                 .limit(query.candidates)
                 .select([*_RESULT_COLUMNS, "_distance"])
-                .to_list()
             )
+            with storage_errors("read", self._directory):
+                result = dense_query.to_list()
             for row in result:
                 rows[str(row["id"])] = row
                 dense.append((str(row["id"]), 1.0 - float(row["_distance"])))
         if query.alpha < 1 and query.text.strip() and self._has_fts_index():
-            result = (
+            text_query = (
                 self._table.search(query.text, query_type="fts", fts_columns="search_text")
                 .where(where, prefilter=True)
                 .limit(query.candidates)
                 .select([*_RESULT_COLUMNS, "_score"])
-                .to_list()
             )
+            with storage_errors("read", self._directory):
+                result = text_query.to_list()
             for row in result:
                 rows.setdefault(str(row["id"]), row)
                 sparse.append((str(row["id"]), float(row["_score"])))
