@@ -42,8 +42,8 @@ from _common import (
     write_result,
 )
 
-from core.history import ConversationKey, Turn
-from core.store.base import AccessFilter, SearchQuery
+from core.answering.history import ConversationKey, Turn
+from core.retrieval.store.base import AccessFilter, SearchQuery
 
 TARGET_P50_MS = 50.0
 WARMUP_QUERIES = 10  # taken from after the measured ones; not counted

@@ -43,9 +43,9 @@ def _peak_kib() -> int:
 def _role(role: str, workdir: Path) -> dict[str, object]:
     from _common import close_app, make_settings
 
-    from core.answers import Question
+    from core.answering.answers import Question
+    from core.answering.history import ConversationKey
     from core.app import App
-    from core.history import ConversationKey
 
     app = App(make_settings(workdir, workdir / "docs", source=SOURCE))
     try:

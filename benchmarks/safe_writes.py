@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 from _common import median, scifact_corpus, write_result
 
-from core.chunking import ChunkingOptions, chunk_document
 from core.documents import Acl, Document
-from core.store.lancedb_store import LanceDBStore, _row, _schema
+from core.retrieval.store.lancedb_store import LanceDBStore, _row, _schema
+from core.sync.chunking import ChunkingOptions, chunk_document
 
 BATCH_DOCS = 64  # the sync engine's batch of documents
 DIMENSIONS = 384

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.answers import Question  # noqa: E402
+from core.answering.answers import Question  # noqa: E402
 from core.app import App  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 

@@ -39,8 +39,8 @@ from core.app import App
 from core.evaluation.beir import BeirConnector, BeirDataset, load_beir
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.retrieval import index_dataset
+from core.retrieval.store.base import AccessFilter, SearchQuery, VectorStore
 from core.settings import Settings, StoreSettings, load_settings
-from core.store.base import AccessFilter, SearchQuery, VectorStore
 
 DEFAULT_CACHE = PROJECT_ROOT / ".archivist" / "cache" / "embeddings.sqlite"
 ALPHA, LIMIT, CANDIDATES = 0.5, 10, 30  # the shipped [retrieval] defaults, but 10 hits
@@ -55,7 +55,7 @@ class Backend:
 def _lancedb(dimensions: int) -> Backend:
     @contextmanager
     def fresh() -> Iterator[VectorStore]:
-        from core.store.lancedb_store import LanceDBStore
+        from core.retrieval.store.lancedb_store import LanceDBStore
 
         directory = Path(tempfile.mkdtemp(prefix="bench-lancedb-"))
         try:
@@ -67,8 +67,8 @@ def _lancedb(dimensions: int) -> Backend:
 
 
 def _weaviate(dimensions: int) -> Backend:
-    from core.store.weaviate_connect import connect
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_connect import connect
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     settings = Settings(
         store=StoreSettings(

@@ -30,10 +30,10 @@ from _common import add_threads_option, close_app, median, set_threads, warm_up,
 
 from connectors import build_connector
 from core.app import App
-from core.chunking import chunk_document
 from core.documents import Document
-from core.embeddings import embed_in_batches
+from core.models.embeddings import embed_in_batches
 from core.settings import ConnectorSettings, load_settings
+from core.sync.chunking import chunk_document
 
 TOPICS = "billing onboarding security travel hiring payroll laptops vpn release oncall".split()
 WORDS = (

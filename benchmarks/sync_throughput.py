@@ -39,9 +39,9 @@ from _common import (
     write_result,
 )
 
-from core.chunking import ChunkingOptions, chunk_document
 from core.documents import Document
-from core.embeddings import embed_in_batches
+from core.models.embeddings import embed_in_batches
+from core.sync.chunking import ChunkingOptions, chunk_document
 
 PIPELINE_TARGET = 0.9
 RESYNC_TARGET = 0.05

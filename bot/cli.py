@@ -28,11 +28,11 @@ from bot.console import (
     render_stream,
 )
 from bot.models_cli import models_commands
-from core.answers import AUTO, MODES, Question
+from core.answering.answers import AUTO, MODES, Question
+from core.answering.history import ConversationKey
 from core.errors import ArchivistError, InputError, ServiceUnavailable, SourceError, UnknownSourceError
-from core.history import ConversationKey
 from core.settings import load_settings
-from core.sync_service import SyncBusy
+from core.sync.service import SyncBusy
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3  # the sync ran, but some documents could not be read
@@ -239,7 +239,7 @@ def sources() -> None:
 
     import redis
 
-    from core.worker import next_run_at
+    from core.sync.worker import next_run_at
 
     application = _app()
     service = application.sync_service
@@ -395,8 +395,8 @@ def finetune_retriever(
 ) -> None:
     """Fine-tune the local embedder on (question, passage) pairs and register it as an embedder version."""
     from bot.console import render_retriever_tuning
-    from core.retriever_finetune import TuningOptions
-    from core.retriever_finetune import finetune_retriever as tune
+    from core.finetune.retriever import TuningOptions
+    from core.finetune.retriever import finetune_retriever as tune
 
     options = TuningOptions(split, epochs, batch_size, max_pairs, holdout, eval_docs, name=name, out=out_dir)
     result = tune(_app(), dataset, options, SyncProgressView)

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from core.answers import Answer, AnswerEvent, Done, Token
-from core.safety import strip_fence_echo
-from core.sync import Progress as SyncProgress
-from core.sync_status import SyncReport
+from core.answering.answers import Answer, AnswerEvent, Done, Token
+from core.answering.safety import strip_fence_echo
+from core.sync.engine import Progress as SyncProgress
+from core.sync.status import SyncReport
 
 log = logging.getLogger("archivist")
 out = Console(highlight=False, soft_wrap=True)

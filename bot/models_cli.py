@@ -18,8 +18,8 @@ import typer
 
 from bot.console import out
 from core.errors import InputError
-from core.model_fallbacks import CONFIG_FINETUNED, FallbackCount, FallbackCounts
-from core.model_registry import KINDS, ModelKind, ModelRegistry, ModelVersion
+from core.models.fallbacks import CONFIG_FINETUNED, FallbackCount, FallbackCounts
+from core.models.registry import KINDS, ModelKind, ModelRegistry, ModelVersion
 
 if TYPE_CHECKING:
     from core.app import App

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
     from core.settings import ConnectorSettings
+    from core.sync.connector import Connector
 
 # type name -> "module:factory"; modules are imported only when a source of that type is used.
 CONNECTOR_TYPES = {

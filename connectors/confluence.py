@@ -61,12 +61,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from connectors.api_client import ApiClient, ApiError
-from connectors.base import Batch
 from connectors.parsers import UnreadableFile, parse_html
 from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.base import Batch, path_wanted
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch, path_wanted
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 from urllib.parse import quote
 
-from connectors.base import Batch, path_wanted
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
 from connectors.saas import string_option
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch, path_wanted
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,6 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.api_client import ApiClient, ApiError
-from connectors.base import Batch
 from connectors.parsers import PARSERS, parse_file, parse_html, parse_markdown
 from connectors.saas import (
     Checkpoints,
@@ -65,6 +64,7 @@ from connectors.saas import (
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch
 
 log = logging.getLogger(__name__)
 

@@ -49,11 +49,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from connectors.api_client import ApiClient, ApiError
-from connectors.base import Batch
 from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch
 
 log = logging.getLogger(__name__)
 

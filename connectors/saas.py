@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.api_client import ApiError
-from connectors.base import Batch
 from connectors.parsers import UnreadableFile
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
+from core.sync.connector import Batch
 
 log = logging.getLogger(__name__)
 

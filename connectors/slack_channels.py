@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.api_client import ApiClient
-from connectors.base import Batch
 from connectors.saas import (
     Checkpoints,
     Position,
@@ -57,6 +56,7 @@ from connectors.slack_text import plain_text, ts_key, ts_minus, ts_time
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch
 
 log = logging.getLogger(__name__)
 

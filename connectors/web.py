@@ -68,11 +68,11 @@ import httpx
 from bs4 import BeautifulSoup
 
 from connectors.api_client import retry_after
-from connectors.base import Batch
 from connectors.parsers import UnreadableFile, parse_file, parse_html
 from core.documents import Acl, Document, LoadFailure, content_hash
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch
 
 log = logging.getLogger(__name__)
 

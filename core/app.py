@@ -14,30 +14,30 @@ from typing import TYPE_CHECKING
 import redis
 
 from connectors import build_connector
-from connectors.base import Connector
-from core.assistant import Assistant
-from core.chat_models import ChatModel, build_chat_model
-from core.chunking import ChunkingOptions
-from core.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings, embedder_identity
+from core.answering.assistant import Assistant
+from core.answering.feedback import FeedbackStore
+from core.answering.history import ConversationHistory
+from core.answering.router import Router
 from core.errors import ServiceUnavailable, UnknownSourceError
-from core.feedback import FeedbackStore
-from core.history import ConversationHistory
-from core.model_registry import ModelRegistry
-from core.model_serving import ModelLineup
+from core.models.chat import ChatModel, build_chat_model
+from core.models.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings, embedder_identity
+from core.models.lineup import ModelLineup
+from core.models.registry import ModelRegistry
 from core.redis_conn import connect
-from core.reranker import CrossEncoderReranker
-from core.router import Router
+from core.retrieval.reranker import CrossEncoderReranker
+from core.retrieval.store.base import VectorStore
 from core.settings import Settings
-from core.store.base import VectorStore
+from core.sync.chunking import ChunkingOptions
+from core.sync.connector import Connector
 
 if TYPE_CHECKING:
     from weaviate import WeaviateClient
 
-    from core.job_queue import SyncJobQueue
-from core.sync import SyncEngine
-from core.sync_service import SyncService
-from core.sync_status import SyncStatusStore
-from core.worker import Schedule, SyncWorker, inline_dispatch
+    from core.sync.job_queue import SyncJobQueue
+from core.sync.engine import SyncEngine
+from core.sync.service import SyncService
+from core.sync.status import SyncStatusStore
+from core.sync.worker import Schedule, SyncWorker, inline_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class App:
         """One checked connection per process, closed when the process exits."""
         import atexit
 
-        from core.store.weaviate_connect import connect as connect_weaviate
+        from core.retrieval.store.weaviate_connect import connect as connect_weaviate
 
         client = connect_weaviate(self.settings)
         atexit.register(client.close)
@@ -80,7 +80,7 @@ class App:
         """A store of the configured backend; evaluation builds throwaway ones, possibly for another
         embedder (``dimensions`` and ``embedder`` then describe that one)."""
         if self.settings.store.backend == "weaviate":
-            from core.store.weaviate_store import WeaviateStore
+            from core.retrieval.store.weaviate_store import WeaviateStore
 
             store = self.settings.store
             return WeaviateStore(
@@ -94,7 +94,7 @@ class App:
             )
         from datetime import timedelta
 
-        from core.store.lancedb_store import LanceDBStore
+        from core.retrieval.store.lancedb_store import LanceDBStore
 
         return LanceDBStore(
             directory,
@@ -190,7 +190,7 @@ class App:
 
     @cached_property
     def job_queue(self) -> SyncJobQueue:
-        from core.job_queue import SyncJobQueue
+        from core.sync.job_queue import SyncJobQueue
 
         try:
             connection = connect(self.settings.redis.url, self.settings.data_dir, decode=False)

@@ -8,7 +8,7 @@ import logging
 from bot.discord.feedback import feedback_view
 from bot.discord.render import render_answer, split_message
 from bot.discord.streaming import Outbox, Sent, StreamedReply
-from core.answers import Answer, Done, Question, Token
+from core.answering.answers import Answer, Done, Question, Token
 from core.app import App
 from core.errors import ServiceUnavailable
 

@@ -21,7 +21,7 @@ from bot.discord.outbox import ChannelOutbox
 from bot.discord.render import no_mentions
 from bot.discord.streaming import EDIT_INTERVAL_S, StreamedReply
 from bot.discord.sync import SyncTracker
-from core.access import ChannelPolicy
+from core.answering.access import ChannelPolicy
 from core.app import App
 from core.errors import ConfigError
 

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 
 import discord
 
-from core.access import ChannelPolicy, channel_question, direct_question, principal
-from core.answers import Question
+from core.answering.access import ChannelPolicy, channel_question, direct_question, principal
+from core.answering.answers import Question
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import discord
 
 from bot.discord.errors import tell_interaction
 from bot.discord.render import no_mentions
-from core.feedback import MAX_COMMENT_CHARS, FeedbackStore
+from core.answering.feedback import MAX_COMMENT_CHARS, FeedbackStore
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import discord
 
-from core.answers import Answer, Source
+from core.answering.answers import Answer, Source
 
 MESSAGE_LIMIT = 2000  # Discord's hard limit on a message's content
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import discord
 
 from core.settings import DiscordSettings
-from core.sync import Progress
-from core.sync_service import SyncOutcome, SyncService
-from core.sync_status import SyncReport
+from core.sync.engine import Progress
+from core.sync.service import SyncOutcome, SyncService
+from core.sync.status import SyncReport
 
 # Progress edits: often enough to look alive, rarely enough for Discord's edit limits.
 PROGRESS_INTERVAL_S = 2.0

@@ -20,8 +20,8 @@ from bot.slack import blocking
 from bot.slack.failures import log_failure, user_message
 from bot.slack.render import notice
 from bot.slack.safety import neutralize
-from core.sync import Progress
-from core.sync_service import SyncOutcome
+from core.sync.engine import Progress
+from core.sync.service import SyncOutcome
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp

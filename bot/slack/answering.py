@@ -18,7 +18,7 @@ from bot.slack.claims import FollowedThreads
 from bot.slack.failures import log_failure, user_message
 from bot.slack.render import answer_messages, notice
 from bot.slack.streaming import UPDATE_INTERVAL_S, StreamingReply
-from core.answers import Answer, Done, Question, Token
+from core.answering.answers import Answer, Done, Question, Token
 from core.errors import ArchivistError
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from bot.slack.claims import FollowedThreads, Once
 from bot.slack.failures import log_failure, user_message
 from bot.slack.render import SHARE, answer_messages, notice
 from bot.slack.safety import neutralize
-from core.access import ChannelPolicy, channel_question, direct_question
-from core.answers import Answer, Question, Source
+from core.answering.access import ChannelPolicy, channel_question, direct_question
+from core.answering.answers import Answer, Question, Source
 from core.errors import ArchivistError, InputError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.slack.safety import link_label, neutralize
 from bot.slack.split import split_text
-from core.answers import Answer, Source
+from core.answering.answers import Answer, Source
 
 SECTION_CHARS = 3000
 MAX_BLOCKS = 50

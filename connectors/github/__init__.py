@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from connectors.api_client import ApiClient, ApiError
-from connectors.base import Batch, path_wanted
 from connectors.github.common import Repo, github_rate_limit_wait, parse_time
 from connectors.github.discussions import (
     GraphQL,
@@ -59,6 +58,7 @@ from connectors.saas import (
 from core.documents import Acl
 from core.errors import SourceError
 from core.settings import ConnectorSettings
+from core.sync.connector import Batch, path_wanted
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_INCLUDE = ("**/*.md",)

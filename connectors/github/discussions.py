@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from connectors.api_client import ApiError
-from connectors.base import Batch
 from connectors.github.common import BATCH_SIZE, Repo, login, parse_time
 from connectors.saas import Checkpoints, Position, note_outcome, stops_sync
 from core.documents import Document, LoadFailure
 from core.errors import SourceError
+from core.sync.connector import Batch
 
 DISCUSSIONS_PER_PAGE = 25  # each carries its comments: keep a page well inside GraphQL's node limits
 COMMENTS_PER_PAGE = 50

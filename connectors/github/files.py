@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.api_client import ApiError
-from connectors.base import Batch
 from connectors.github.common import BATCH_SIZE, Repo
 from connectors.parsers import PARSERS, parse_file, parse_markdown
 from connectors.saas import Checkpoints, note_outcome, stops_sync, unparsable
 from core.documents import Document, LoadFailure
+from core.sync.connector import Batch
 
 # Bigger files are exports or archives, not pages (as for files on disk and in git sources).
 MAX_FILE_BYTES = 25 * 1024 * 1024

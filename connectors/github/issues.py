@@ -15,10 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.api_client import ApiError
-from connectors.base import Batch
 from connectors.github.common import BATCH_SIZE, PER_PAGE, Repo, login, paged, parse_time
 from connectors.saas import Checkpoints, Position, note_outcome, stops_sync
 from core.documents import Document, LoadFailure
+from core.sync.connector import Batch
 
 
 def issue_id(number: object) -> str:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.base import Batch
 from core.documents import Acl, Document
 from core.errors import InputError
+from core.sync.connector import Batch
 
 BATCH_SIZE = 256
 

@@ -24,10 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.answers import MODES, Answer, Mode, Question
-from core.assistant import Assistant
-from core.chat_models import ChatModel
-from core.embeddings import embedder_identity
+from core.answering.answers import MODES, Answer, Mode, Question
+from core.answering.assistant import Assistant
 from core.errors import InputError, ModelError
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.metrics import percentile
@@ -41,7 +39,9 @@ from core.evaluation.squad import (
     token_f1,
 )
 from core.evaluation.usage import TokenMeter, Usage, metered
-from core.sync import Progress, ProgressCallback, SyncEngine
+from core.models.chat import ChatModel
+from core.models.embeddings import embedder_identity
+from core.sync.engine import Progress, ProgressCallback, SyncEngine
 
 if TYPE_CHECKING:
     from core.app import App

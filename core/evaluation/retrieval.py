@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
-from core.chunking import ChunkingOptions
-from core.embeddings import embedder_identity
 from core.errors import InputError
 from core.evaluation.beir import BeirConnector, BeirDataset, load_beir
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
-from core.store.base import AccessFilter, SearchQuery, VectorStore
-from core.sync import ProgressCallback, SyncEngine
-from core.sync_status import SyncReport
+from core.models.embeddings import embedder_identity
+from core.retrieval.store.base import AccessFilter, SearchQuery, VectorStore
+from core.sync.chunking import ChunkingOptions
+from core.sync.engine import ProgressCallback, SyncEngine
+from core.sync.status import SyncReport
 
 if TYPE_CHECKING:
     from core.app import App
-    from core.reranker import CrossEncoderReranker
+    from core.retrieval.reranker import CrossEncoderReranker
 
 # Chunks fetched per query: enough that 100 distinct documents remain for Recall@100.
 CANDIDATE_CHUNKS = 300

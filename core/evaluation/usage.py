@@ -17,7 +17,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from core.chat_models import ChatModel
+from core.models.chat import ChatModel
 
 
 @dataclass

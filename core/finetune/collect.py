@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.answering.feedback import Feedback
 from core.app import App
 from core.errors import InputError
-from core.feedback import Feedback
 from core.finetune.dataset import (
     DEFAULT_EVAL_PERCENT,
     DEFAULT_MAX_TOKENS,
@@ -29,7 +29,7 @@ from core.finetune.dataset import (
 )
 from core.finetune.generate import MIN_PASSAGE_WORDS, eligible, generate_pairs
 from core.finetune.tokens import token_counter
-from core.store.base import AccessFilter
+from core.retrieval.store.base import AccessFilter
 
 _PRIVATE_HINT = "a fine-tuned model answers anyone; add --principal to train for a group that may read it"
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.answering.prompts import CLOSED_BOOK_PROMPT
 from core.errors import InputError
 from core.finetune.tokens import TokenCounter
-from core.prompts import CLOSED_BOOK_PROMPT
 
 # The fine-tuned model answers in "finetuned" mode under this very system prompt,
 # so it is trained under it too.

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from core.chat_models import ChatModel, model_errors
+from core.answering.grounding import ungrounded_numbers
+from core.answering.safety import neutralize_instructions, strip_fence_echo
 from core.documents import Chunk
 from core.finetune.dataset import Candidate, Rejection, chat_row
-from core.grounding import ungrounded_numbers
-from core.safety import neutralize_instructions, strip_fence_echo
+from core.models.chat import ChatModel, model_errors
 
 GENERATION_SYSTEM = (
     "You write one question an employee could ask, and its answer, from a passage of a company's "

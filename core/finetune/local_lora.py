@@ -23,7 +23,7 @@ from typing import Any
 
 from core.errors import ConfigError, InputError
 from core.finetune.dataset import Dataset
-from core.model_registry import ModelRegistry, ModelVersion
+from core.models.registry import ModelRegistry, ModelVersion
 
 IGNORE_INDEX = -100  # label positions the loss skips (the prompt, the padding)
 # For tokenizers without a chat template: role headers, each turn closed by the

@@ -19,7 +19,7 @@ import openai
 
 from core.errors import AccessDenied, ConfigError, InputError, ModelError, ServiceUnavailable
 from core.finetune.dataset import Dataset
-from core.model_registry import ModelRegistry, ModelVersion
+from core.models.registry import ModelRegistry, ModelVersion
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"

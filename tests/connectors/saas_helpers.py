@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from connectors.base import Batch
 from core.documents import Document, LoadFailure
+from core.sync.connector import Batch
 
 
 @dataclass

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from connectors import build_connector
-from connectors.base import Connector, PollsChanges
 from connectors.confluence import ConfluenceConnector
 from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.errors import ConfigError, SourceError
+from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import ConnectorSettings
-from core.store.base import AccessFilter, SearchQuery
+from core.sync.connector import Connector, PollsChanges
 from tests.conftest import BASE_CONFIG, CountingEmbedder
 from tests.fakes.confluence_server import FakeConfluence, fake_confluence
 

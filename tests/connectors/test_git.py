@@ -14,8 +14,8 @@ from connectors.git import GitConnector
 from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.errors import ConfigError, SourceError
+from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import load_settings
-from core.store.base import AccessFilter, SearchQuery
 from tests.conftest import BASE_CONFIG, cached_app, stop_embedded_redis
 
 URL_TEMPLATE = "https://git.example/org/repo/blob/{branch}/{path}"

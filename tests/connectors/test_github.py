@@ -10,10 +10,10 @@ import pytest
 
 from connectors import build_connector
 from connectors.api_client import ApiError
-from connectors.base import PollsChanges
 from connectors.github import GitHubConnector
 from core.errors import ConfigError, SourceError
 from core.settings import ConnectorSettings, load_settings
+from core.sync.connector import PollsChanges
 from tests.connectors.saas_helpers import Sleeps, drain
 from tests.fakes.github_server import TOKEN, FakeGitHub, blob_sha
 

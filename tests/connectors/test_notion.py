@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from connectors import build_connector
-from connectors.base import Connector, PollsChanges
 from connectors.notion import NotionConnector, normalise_id
 from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.errors import ConfigError, SourceError
+from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import ConnectorSettings
-from core.store.base import AccessFilter, SearchQuery
+from core.sync.connector import Connector, PollsChanges
 from tests.conftest import BASE_CONFIG, CountingEmbedder
 from tests.fakes.notion_server import (
     FakeNotion,

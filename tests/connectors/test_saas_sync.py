@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.app import App
-from core.store.base import AccessFilter, SearchQuery
-from core.sync import Progress
+from core.retrieval.store.base import AccessFilter, SearchQuery
+from core.sync.engine import Progress
 from tests.conftest import BASE_CONFIG
 from tests.fakes.github_server import TOKEN as GITHUB_TOKEN
 from tests.fakes.github_server import FakeGitHub

@@ -17,8 +17,8 @@ from connectors.web import normalise_url
 from core.app import App
 from core.documents import Document, LoadFailure
 from core.errors import ConfigError, SourceError
+from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import ConnectorSettings
-from core.store.base import AccessFilter, SearchQuery
 from tests.conftest import BASE_CONFIG, CountingEmbedder
 
 NAV = "Navmenu Quokka"

@@ -2,13 +2,13 @@
 
 from core.app import App
 from core.documents import Acl, Document
-from core.store.base import AccessFilter, SearchQuery
+from core.retrieval.store.base import AccessFilter, SearchQuery
 
 SECRET = "The Q3 acquisition target is codenamed Bluefin and the offer is EUR 42 million."
 
 
 def _index(app: App, document: Document) -> None:
-    from core.chunking import ChunkingOptions, chunk_document
+    from core.sync.chunking import ChunkingOptions, chunk_document
 
     chunks = chunk_document(document, ChunkingOptions())
     app.store.upsert(chunks, app.embedder.embed_documents([c.search_text() for c in chunks]))
@@ -57,7 +57,7 @@ def test_assistant_never_cites_what_the_asker_cannot_read(synced_app: App) -> No
 
 def test_access_filter_admits_as_the_stores_filter() -> None:
     from core.documents import Acl
-    from core.store.base import AccessFilter
+    from core.retrieval.store.base import AccessFilter
 
     hr = Acl(False, frozenset({"group:hr"}))
     assert AccessFilter().admits("kb", Acl(public=True)) and not AccessFilter().admits("kb", hr)

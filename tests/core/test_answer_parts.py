@@ -1,8 +1,8 @@
 """The pure parts of the answer chain: citations, grounding, instruction neutralising."""
 
-from core.assistant import _drop_invalid_citations, cited_indexes
-from core.grounding import ungrounded_numbers
-from core.safety import INJECTION_NOTE, neutralize_instructions
+from core.answering.assistant import _drop_invalid_citations, cited_indexes
+from core.answering.grounding import ungrounded_numbers
+from core.answering.safety import INJECTION_NOTE, neutralize_instructions
 
 
 def test_citations_map_to_existing_passages_only() -> None:
@@ -39,7 +39,7 @@ def test_ordinary_policy_text_is_left_alone() -> None:
 
 
 def test_repeats_are_dropped_but_layout_and_code_survive() -> None:
-    from core.grounding import is_looping, without_repeats
+    from core.answering.grounding import is_looping, without_repeats
 
     looping = "Badges cost EUR 25 to replace.\nBadges cost EUR 25 to replace.\nBadges cost EUR 25 to replace."
     assert is_looping(looping) and without_repeats(looping) == "Badges cost EUR 25 to replace."
@@ -48,7 +48,7 @@ def test_repeats_are_dropped_but_layout_and_code_survive() -> None:
 
 
 def test_a_loop_with_varying_tails_is_caught() -> None:
-    from core.grounding import is_looping
+    from core.answering.grounding import is_looping
 
     line = "* 20 extra-statutory days for employees who work more than two hours per week, and also {}"
     text = "\n".join(line.format(tail) for tail in ("abroad.", "when they travel.", "during commutes"))
@@ -57,7 +57,7 @@ def test_a_loop_with_varying_tails_is_caught() -> None:
 
 
 def test_context_markers_echoed_by_the_model_never_reach_the_user() -> None:
-    from core.safety import FenceEchoFilter
+    from core.answering.safety import FenceEchoFilter
 
     pieces = [
         "Twenty",

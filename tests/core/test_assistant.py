@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from core.answers import Done, Question, Token
+from core.answering.answers import Done, Question, Token
+from core.answering.history import ConversationKey
+from core.answering.prompts import NOT_COVERED
 from core.app import App
 from core.errors import ConfigError, InputError
-from core.history import ConversationKey
-from core.prompts import NOT_COVERED
+from core.retrieval.store.base import AccessFilter
 from core.settings import load_settings
-from core.store.base import AccessFilter
 from tests.conftest import BASE_CONFIG, _CachedEmbeddings, stop_embedded_redis
 
 pytestmark = pytest.mark.slow

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from core.access import ChannelPolicy, channel_question, direct_question
-from core.answers import Answer, Done, Question, Source, Token
+from core.answering.access import ChannelPolicy, channel_question, direct_question
+from core.answering.answers import Answer, Done, Question, Source, Token
 from core.app import App
 from core.errors import InputError
-from core.sync_service import SyncBusy
+from core.sync.service import SyncBusy
 
 
 def _answer() -> Answer:
@@ -88,7 +88,7 @@ def test_async_stream_delivers_events_in_order(app: App) -> None:
                 time.sleep(0.01)
                 yield event
 
-    from core.assistant import Assistant
+    from core.answering.assistant import Assistant
 
     got = asyncio.run(_collect(Assistant.astream(FakeAssistant(), Question("q"))))  # type: ignore[arg-type]
     assert got == events

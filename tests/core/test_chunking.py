@@ -1,7 +1,7 @@
 import pytest
 
-from core.chunking import ChunkingOptions, chunk_document, split_sections
 from core.documents import Document
+from core.sync.chunking import ChunkingOptions, chunk_document, split_sections
 
 
 def _doc(text: str) -> Document:

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.history import ConversationHistory, ConversationKey, Turn
+from core.answering.history import ConversationHistory, ConversationKey, Turn
 from core.redis_conn import connect
-from core.store.base import AccessFilter
+from core.retrieval.store.base import AccessFilter
 
 EVERYONE = AccessFilter()  # what an asker of public documents may read
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.app import App
 from core.errors import InputError
-from core.model_registry import ModelVersion
+from core.models.registry import ModelVersion
 
 
 def _version(name: str, kind: str = "chat", created_at: float = 1.0) -> ModelVersion:

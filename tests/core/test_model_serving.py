@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.answers import Question, Token
+from core.answering.answers import Question, Token
 from core.errors import ConfigError
-from core.model_fallbacks import CONFIG_FINETUNED, FallbackCounts
-from core.model_registry import ModelVersion
+from core.models.fallbacks import CONFIG_FINETUNED, FallbackCounts
+from core.models.registry import ModelVersion
 from tests.fakes.openai_server import FakeOpenAI, fake_openai
 
 VACATION = "How many vacation days do employees in the Netherlands get?"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.answers import Question, Token
+from core.answering.answers import Question, Token
 from core.errors import ModelError
 
 
@@ -29,8 +29,8 @@ def test_sync_and_search_with_an_openai_compatible_embeddings_endpoint(
     kb, write_config, openai_server, monkeypatch
 ) -> None:
     from core.app import App
+    from core.retrieval.store.base import AccessFilter, SearchQuery
     from core.settings import load_settings
-    from core.store.base import AccessFilter, SearchQuery
     from tests.conftest import BASE_CONFIG, stop_embedded_redis
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")

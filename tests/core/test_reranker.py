@@ -9,9 +9,9 @@ import pytest
 from core.app import App
 from core.errors import ConfigError, InputError
 from core.evaluation.retrieval import evaluate_pipeline, parse_variants
-from core.reranker import CrossEncoderReranker
+from core.retrieval.reranker import CrossEncoderReranker
+from core.retrieval.store.base import AccessFilter
 from core.settings import load_settings
-from core.store.base import AccessFilter
 from tests.conftest import BASE_CONFIG
 
 

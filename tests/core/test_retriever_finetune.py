@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from core.app import App
-from core.embeddings import LocalEmbeddings, bundled_minilm_path, embedder_identity
 from core.errors import ConfigError, InputError
 from core.evaluation.beir import load_beir
-from core.retriever_finetune import TuningOptions, batches, finetune_retriever, held_out, training_pairs
+from core.finetune.retriever import TuningOptions, batches, finetune_retriever, held_out, training_pairs
+from core.models.embeddings import LocalEmbeddings, bundled_minilm_path, embedder_identity
+from core.retrieval.store.base import AccessFilter, SearchQuery
+from core.retrieval.store.lancedb_store import LanceDBStore
 from core.settings import load_settings
-from core.store.base import AccessFilter, SearchQuery
-from core.store.lancedb_store import LanceDBStore
 from tests.beir_files import write_beir as write_beir_files
 from tests.conftest import stop_embedded_redis
 

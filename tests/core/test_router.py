@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.access import ChannelPolicy, channel_question, direct_question
-from core.answers import Question
+from core.answering.access import ChannelPolicy, channel_question, direct_question
+from core.answering.answers import Question
+from core.answering.router import Route, Router
 from core.errors import ConfigError
-from core.router import Route, Router
 from core.settings import RouterSettings, load_settings
 
 ROUTES = {

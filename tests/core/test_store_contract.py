@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from core.documents import Acl, Chunk
-from core.store.base import AccessFilter, SearchQuery, VectorStore
+from core.retrieval.store.base import AccessFilter, SearchQuery, VectorStore
 
 DIMENSIONS = 4
 
 
 def _lancedb(tmp_path: Path, cleanup: ExitStack) -> VectorStore:
-    from core.store.lancedb_store import LanceDBStore
+    from core.retrieval.store.lancedb_store import LanceDBStore
 
     return LanceDBStore(tmp_path / "lancedb", DIMENSIONS)
 
@@ -27,9 +27,9 @@ def _weaviate(tmp_path: Path, cleanup: ExitStack) -> VectorStore:
     """A fresh collection on the cluster at WEAVIATE_URL, dropped after the test."""
     if not os.environ.get("WEAVIATE_URL"):
         pytest.skip("set WEAVIATE_URL to run the contract suite against Weaviate")
+    from core.retrieval.store.weaviate_connect import connect
+    from core.retrieval.store.weaviate_store import WeaviateStore
     from core.settings import load_settings
-    from core.store.weaviate_connect import connect
-    from core.store.weaviate_store import WeaviateStore
 
     config = tmp_path / "weaviate.toml"
     grpc_port = os.environ.get("WEAVIATE_GRPC_PORT", "50051")  # where the cluster publishes gRPC

@@ -6,8 +6,8 @@ import pytest
 
 from core.app import App
 from core.errors import SourceError
+from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import load_settings
-from core.store.base import AccessFilter, SearchQuery
 from tests.conftest import BASE_CONFIG, CountingEmbedder
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Batch
 from core.app import App
 from core.documents import Acl, Document, LoadFailure
 from core.settings import load_settings
-from core.sync_service import SyncBusy
+from core.sync.connector import Batch
+from core.sync.service import SyncBusy
 from tests.conftest import PROJECT_ROOT, cached_app, stop_embedded_redis
 
 PAGES = 150  # the filesystem connector reads 64 per batch: three batches
@@ -26,7 +26,7 @@ import os, signal, sys
 from pathlib import Path
 from core.app import App
 from core.settings import load_settings
-from core.sync_service import SyncService
+from core.sync.service import SyncService
 
 app = App(load_settings(Path(sys.argv[1]), environ={}))
 service = SyncService(["pages"], app.connector, app.sync_engine, app.redis, app.sync_status, lock_dir=app.settings.data_dir / "locks", lock_ttl_s=20)

@@ -16,7 +16,7 @@ import pytest
 
 from core.documents import Acl, Chunk
 from core.errors import ConfigError, SourceError
-from core.store.base import AccessFilter, SearchQuery
+from core.retrieval.store.base import AccessFilter, SearchQuery
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("WEAVIATE_URL"), reason="set WEAVIATE_URL to run the Weaviate tests against a cluster"
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[object]:
+    from core.retrieval.store.weaviate_connect import connect
     from core.settings import load_settings
-    from core.store.weaviate_connect import connect
 
     config = tmp_path / "weaviate.toml"
     grpc_port = os.environ.get("WEAVIATE_GRPC_PORT", "50051")
@@ -62,7 +62,7 @@ def _chunk(document_id: str, text: str, position: int = 0, acl: Acl = Acl(public
 
 
 def test_tenants_do_not_see_each_other(client, name: str) -> None:
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     acme = WeaviateStore(client, name, 4, tenant="acme")
     globex = WeaviateStore(client, name, 4, tenant="globex")
@@ -78,8 +78,8 @@ def test_an_older_collection_gains_the_missing_properties(client, name: str) -> 
     from weaviate.classes.config import Configure
     from weaviate.classes.data import DataObject
 
-    from core.store.weaviate_schema import PROPERTIES
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_schema import PROPERTIES
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     older = [p for p in PROPERTIES if p.name not in {"acl_public", "updated_at"}]
     client.collections.create(name, properties=older, vector_config=Configure.Vectors.self_provided())
@@ -96,7 +96,7 @@ def test_an_older_collection_gains_the_missing_properties(client, name: str) -> 
 
 
 def test_refused_chunks_are_reported_and_their_documents_left_out(client, name: str) -> None:
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     store = WeaviateStore(client, name, 4)
     store.upsert([_chunk("a.md", "alpha")], [[1, 0, 0, 0]])
@@ -108,7 +108,7 @@ def test_refused_chunks_are_reported_and_their_documents_left_out(client, name: 
 
 
 def test_another_embedder_is_refused_then_rebuilt(client, name: str) -> None:
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     WeaviateStore(client, name, 4, embedder="model-a").upsert([_chunk("a.md", "alpha")], [[1, 0, 0, 0]])
     switched = WeaviateStore(client, name, 8, embedder="model-b")
@@ -120,7 +120,7 @@ def test_another_embedder_is_refused_then_rebuilt(client, name: str) -> None:
 
 
 def test_keyword_only_hits_get_their_true_similarity(client, name: str) -> None:
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     store = WeaviateStore(client, name, 4)
     store.upsert(
@@ -132,7 +132,7 @@ def test_keyword_only_hits_get_their_true_similarity(client, name: str) -> None:
 
 
 def test_ranked_fusion_finds_both_sides(client, name: str) -> None:
-    from core.store.weaviate_store import WeaviateStore
+    from core.retrieval.store.weaviate_store import WeaviateStore
 
     store = WeaviateStore(client, name, 4, fusion="ranked")
     store.upsert(

@@ -20,10 +20,9 @@ from weaviate.collections.filters import _FilterToGRPC
 from core.app import App
 from core.documents import Acl, Chunk
 from core.errors import ConfigError, ServiceUnavailable
-from core.settings import Settings, StoreSettings, load_settings
-from core.store.base import AccessFilter
-from core.store.weaviate_connect import connect, parse_url
-from core.store.weaviate_schema import (
+from core.retrieval.store.base import AccessFilter
+from core.retrieval.store.weaviate_connect import connect, parse_url
+from core.retrieval.store.weaviate_schema import (
     NOTHING,
     PROPERTIES,
     access_filter,
@@ -33,12 +32,13 @@ from core.store.weaviate_schema import (
     to_chunk,
     to_properties,
 )
-from core.store.weaviate_store import (
+from core.retrieval.store.weaviate_store import (
     RejectedChunk,
     batch_error_message,
     cosine,
     similarity_from_distance,
 )
+from core.settings import Settings, StoreSettings, load_settings
 from tests.fakes.weaviate_rest import weaviate_rest
 
 # -- the access filter, as the client sends it ---------------------------------

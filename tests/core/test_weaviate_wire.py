@@ -18,12 +18,12 @@ import pytest
 
 from core.documents import Acl
 from core.errors import ConfigError, ServiceUnavailable, SourceError
+from core.retrieval.store import weaviate_store
+from core.retrieval.store.base import AccessFilter, SearchQuery
+from core.retrieval.store.weaviate_connect import connect
+from core.retrieval.store.weaviate_schema import PROPERTIES, chunk_uuid
+from core.retrieval.store.weaviate_store import WeaviateStore
 from core.settings import Settings, StoreSettings
-from core.store import weaviate_store
-from core.store.base import AccessFilter, SearchQuery
-from core.store.weaviate_connect import connect
-from core.store.weaviate_schema import PROPERTIES, chunk_uuid
-from core.store.weaviate_store import WeaviateStore
 from tests.core.test_store_contract import _chunk
 from tests.fakes.weaviate_server import FakeWeaviate, fake_weaviate
 

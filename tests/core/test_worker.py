@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.app import App
-from core.sync_status import SyncReport
-from core.worker import Schedule, SyncWorker, next_run_at
+from core.sync.status import SyncReport
+from core.sync.worker import Schedule, SyncWorker, next_run_at
 from tests.conftest import BASE_CONFIG
 
 TWO_SOURCES = (

@@ -440,7 +440,7 @@ def test_sigterm_to_the_worker_stops_its_redis_server(tmp_path: Path, openai: Fa
     workspace = Workspace(tmp_path, openai, connector_extra="interval_s = 3600")
     try:
         worker = workspace.start(["-v", "worker"])  # -v: the worker logs each sync it ran
-        synced = lambda _out, err: "core.worker: handbook: " in err  # noqa: E731 - its first scheduled sync
+        synced = lambda _out, err: "core.sync.worker: handbook: " in err  # noqa: E731 - its first scheduled sync
         code, stderr = _sigterm_once_running(workspace, worker, synced, "archivist worker")
         assert no_redis_left(workspace.data), "a redis-server outlived `archivist worker` after SIGTERM"
         assert workspace.redis_run_dirs() == []

@@ -20,7 +20,7 @@ from connectors.filesystem import FilesystemConnector
 from core.app import App
 from core.documents import Acl, LoadFailure
 from core.errors import SourceError
-from core.store.base import AccessFilter
+from core.retrieval.store.base import AccessFilter
 from tests.conftest import BASE_CONFIG, SAMPLES
 
 SECRET = "root:$6$hunter2-swordfish-7781:19000:0:99999:7:::"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.answers import Question
+from core.answering.answers import Question
+from core.answering.history import ConversationKey
 from core.app import App
-from core.history import ConversationKey
-from core.store.base import AccessFilter
+from core.retrieval.store.base import AccessFilter
 
 SECRET = "BLUEHERON"
 FINANCE = frozenset({"group:finance"})

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 
 from core.app import App
-from core.store.base import AccessFilter
-from core.sync_service import SyncBusy
+from core.retrieval.store.base import AccessFilter
+from core.sync.service import SyncBusy
 from tests.conftest import BASE_CONFIG
 
 REDIS_DOWN = '\n[redis]\nurl = "redis://127.0.0.1:1"\n'  # nothing listens on port 1
@@ -87,7 +87,7 @@ def _hold_sync_lock(app: App, source: str, tmp_path: Path) -> subprocess.Popen[s
             f"""
             import sys
             from pathlib import Path
-            from core.sync_service import SyncService
+            from core.sync.service import SyncService
             service = SyncService([{source!r}], None, None, None, None, lock_dir=Path({str(app.settings.data_dir / "locks")!r}))
             with service._local_lock({source!r}):
                 print("held", flush=True)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from bot import cli
 from core.app import App
 from core.errors import InputError
-from core.model_fallbacks import FallbackCounts
+from core.models.fallbacks import FallbackCounts
 from tests.conftest import BASE_CONFIG
 from tests.fakes.openai_server import FakeOpenAI, fake_openai
 

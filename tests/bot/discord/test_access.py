@@ -8,10 +8,10 @@ import discord.ext.test as dpytest
 import pytest
 from discord.ext.test import backend
 
-from core.access import ChannelPolicy
-from core.chunking import ChunkingOptions, chunk_document
+from core.answering.access import ChannelPolicy
 from core.documents import Acl, Document
 from core.settings import DiscordSettings
+from core.sync.chunking import ChunkingOptions, chunk_document
 from tests.bot.discord.harness import say, slash
 
 QUESTION = "What is the Bluefin acquisition offer?"

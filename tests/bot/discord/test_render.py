@@ -6,7 +6,7 @@ import pytest
 
 from bot.discord.render import neutralize_mentions, render_answer, split_message
 from bot.discord.streaming import StreamedReply
-from core.answers import Answer, Source
+from core.answering.answers import Answer, Source
 
 
 def _source(index: int, url: str = "", path: str = "") -> Source:

@@ -12,7 +12,7 @@ from bot.slack.render import MAX_BLOCKS, SECTION_CHARS, answer_messages
 from bot.slack.safety import ZERO_WIDTH_SPACE, neutralize
 from bot.slack.split import split_text
 from bot.slack.streaming import StreamingReply
-from core.answers import Answer
+from core.answering.answers import Answer
 from tests.bot.slack.conftest import start_harness
 from tests.bot.slack.mock_web_api import BOT_USER_ID, wait_until
 

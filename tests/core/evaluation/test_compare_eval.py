@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from core.answering.history import estimate_tokens
+from core.answering.prompts import NOT_COVERED
 from core.errors import InputError
 from core.evaluation.compare import compare_modes, parse_modes, sample_questions
 from core.evaluation.report import write_report
 from core.evaluation.squad import exact_match, load_squad, normalize_answer, token_f1
 from core.evaluation.usage import TokenMeter, metered
-from core.history import estimate_tokens
-from core.prompts import NOT_COVERED
 
 EIFFEL = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.answers import Answer, Source
+from core.answering.answers import Answer, Source
 from core.app import App
 from core.errors import InputError
 from core.finetune.collect import DatasetOptions, build_dataset

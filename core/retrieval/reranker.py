@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.store.base import SearchHit
+from core.retrieval.store.base import SearchHit
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from core.store.base import AccessFilter, SearchQuery, VectorStore
+from core.retrieval.store.base import AccessFilter, SearchQuery, VectorStore
 
 
 class StoreRetriever(BaseRetriever):

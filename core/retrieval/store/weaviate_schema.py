@@ -16,7 +16,7 @@ from weaviate.util import generate_uuid5
 
 from core.documents import Acl, Chunk
 from core.errors import ConfigError
-from core.store.base import AccessFilter
+from core.retrieval.store.base import AccessFilter
 
 _COLLECTION_NAME = re.compile(r"[A-Z][_0-9A-Za-z]{0,230}")
 # The collection's description records which embedder filled it, per tenant ("" without tenants).

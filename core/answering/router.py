@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from core.answers import Mode, ModeChoice, Question
+from core.answering.answers import Mode, ModeChoice, Question
 from core.errors import ConfigError
 from core.settings import RouterSettings
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import redis
 
 from core.documents import Acl
-from core.store.base import AccessFilter
+from core.retrieval.store.base import AccessFilter
 
 log = logging.getLogger(__name__)
 

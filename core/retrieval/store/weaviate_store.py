@@ -30,8 +30,8 @@ from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBaseError, We
 
 from core.documents import Chunk
 from core.errors import ConfigError, ServiceUnavailable, SourceError
-from core.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
-from core.store.weaviate_schema import (
+from core.retrieval.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
+from core.retrieval.store.weaviate_schema import (
     PROPERTIES,
     access_filter,
     chunk_uuid,

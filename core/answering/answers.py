@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.history import ConversationKey
+from core.answering.history import ConversationKey
 
 Mode = Literal["rag", "finetuned", "hybrid"]
 MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid")

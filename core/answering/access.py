@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from core.answers import Mode, ModeChoice, Question
-from core.history import ConversationKey
+from core.answering.answers import Mode, ModeChoice, Question
+from core.answering.history import ConversationKey
 from core.settings import ChatPlatformSettings
 
 

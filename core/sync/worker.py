@@ -7,7 +7,7 @@ lock keeps a scheduled run and an admin's `/archivist sync` from overlapping.
 
 Where a sync runs is the dispatcher's business: inline in this process (the
 default), or as a job on a Redis queue that several `archivist worker --jobs`
-processes consume (see core/job_queue.py).
+processes consume (see core/sync/job_queue.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from core.errors import SourceError
-from core.sync_service import SyncBusy, SyncService
-from core.sync_status import SyncReport
+from core.sync.service import SyncBusy, SyncService
+from core.sync.status import SyncReport
 
 log = logging.getLogger(__name__)
 

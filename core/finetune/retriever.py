@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
-from core.embeddings import LocalEmbeddings, embedder_identity, local_model_path
 from core.errors import InputError
 from core.evaluation.beir import BeirDataset, load_beir
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.retrieval import Variant, evaluate, index_dataset
-from core.model_registry import ModelVersion
+from core.models.embeddings import LocalEmbeddings, embedder_identity, local_model_path
+from core.models.registry import ModelVersion
 from core.settings import EmbeddingSettings
-from core.sync import Progress, ProgressCallback
+from core.sync.engine import Progress, ProgressCallback
 
 if TYPE_CHECKING:
     from core.app import App

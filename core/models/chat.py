@@ -19,8 +19,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from core.answering.history import estimate_tokens
 from core.errors import ConfigError, ModelError, ServiceUnavailable
-from core.history import estimate_tokens
 from core.settings import ModelSettings
 
 # llama.cpp contexts are not thread-safe, and two local generations at once would

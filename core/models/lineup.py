@@ -7,7 +7,7 @@ promoted name is looked up at most once per ``promotion_check_s`` (one Redis cal
 a version's client is built once and reused.
 
 Fallbacks (the fine-tuned model failed, the base model answered) are counted per
-version in Redis (``core.model_fallbacks``), so ``archivist models list`` can show them.
+version in Redis (``core.models.fallbacks``), so ``archivist models list`` can show them.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import redis
 
-from core.chat_models import ChatModel, build_chat_model
 from core.errors import ArchivistError, ModelError
-from core.model_fallbacks import CONFIG_FINETUNED, FallbackCounts
-from core.model_registry import ModelRegistry, ModelVersion
+from core.models.chat import ChatModel, build_chat_model
+from core.models.fallbacks import CONFIG_FINETUNED, FallbackCounts
+from core.models.registry import ModelRegistry, ModelVersion
 from core.settings import ModelSettings
 
 log = logging.getLogger(__name__)

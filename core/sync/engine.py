@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from connectors.base import Batch, Connector, ListsRefs, LoadsAll, PollsChanges
-from core.chunking import ChunkingOptions, chunk_document
 from core.documents import Acl, Chunk, Document, DocumentRef, LoadFailure
-from core.embeddings import embed_in_batches
 from core.errors import SourceError
-from core.store.base import IndexedDocument, VectorStore
-from core.sync_status import SyncReport, SyncStatusStore
+from core.models.embeddings import embed_in_batches
+from core.retrieval.store.base import IndexedDocument, VectorStore
+from core.sync.chunking import ChunkingOptions, chunk_document
+from core.sync.connector import Batch, Connector, ListsRefs, LoadsAll, PollsChanges
+from core.sync.status import SyncReport, SyncStatusStore
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import redis
 from filelock import FileLock, Timeout
 
-from connectors.base import Connector
 from core.errors import ArchivistError, InputError, SourceError, StorageError
-from core.sync import ProgressCallback, SyncEngine
-from core.sync_status import SyncReport, SyncStatusStore
+from core.sync.connector import Connector
+from core.sync.engine import ProgressCallback, SyncEngine
+from core.sync.status import SyncReport, SyncStatusStore
 
 log = logging.getLogger(__name__)
 

@@ -19,19 +19,25 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 
-from core.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
-from core.chat_models import ChatModel, model_errors
+from core.answering.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
+from core.answering.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
+from core.answering.history import ConversationHistory, Turn, passages_of
+from core.answering.prompts import (
+    ANSWER_PROMPT,
+    CLOSED_BOOK_PROMPT,
+    CONDENSE_PROMPT,
+    NOT_COVERED,
+    context_block,
+)
+from core.answering.router import Route, Router
+from core.answering.safety import FenceEchoFilter, fence_marker, neutralize_instructions, strip_fence_echo
 from core.errors import ConfigError, InputError, ModelError, ServiceUnavailable
-from core.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
-from core.history import ConversationHistory, Turn, passages_of
-from core.model_serving import ModelLineup
-from core.prompts import ANSWER_PROMPT, CLOSED_BOOK_PROMPT, CONDENSE_PROMPT, NOT_COVERED, context_block
-from core.reranker import CrossEncoderReranker
-from core.retriever import StoreRetriever
-from core.router import Route, Router
-from core.safety import FenceEchoFilter, fence_marker, neutralize_instructions, strip_fence_echo
+from core.models.chat import ChatModel, model_errors
+from core.models.lineup import ModelLineup
+from core.retrieval.reranker import CrossEncoderReranker
+from core.retrieval.retriever import StoreRetriever
+from core.retrieval.store.base import AccessFilter, SearchHit, VectorStore
 from core.settings import AssistantSettings, RetrievalSettings, RouterSettings
-from core.store.base import AccessFilter, SearchHit, VectorStore
 
 log = logging.getLogger(__name__)
 

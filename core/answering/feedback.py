@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from core.answers import Answer
+from core.answering.answers import Answer
 from core.errors import InputError, ServiceUnavailable
 
 _ANSWER_KEY = "archivist:answer:{id}"

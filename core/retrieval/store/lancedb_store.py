@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from core.documents import Acl, Chunk
 from core.errors import ConfigError, StorageError
-from core.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
-from core.store.fusion import relative_score_fusion
+from core.retrieval.store.base import AccessFilter, IndexedDocument, SearchHit, SearchQuery
+from core.retrieval.store.fusion import relative_score_fusion
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Vector stores: the interface (``base``), score fusion, LanceDB and Weaviate backends."""
