@@ -4,6 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: install demo test test-fast typecheck bench lint clean
 
@@ -12,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# Pinned first: the CPU build on this machine; an unpinned torch would pull CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
+	# llama.cpp built for portable AVX2, not -march=native: its native build enables the AMX
+	# kernels on CPUs that have them, and those crash (SIGSEGV) where the OS withholds AMX state.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet "llama-cpp-python==0.3.35"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
