@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from connectors import build_connector
 from core.answering.assistant import Assistant
 from core.answering.feedback import FeedbackStore
 from core.answering.history import ConversationHistory
@@ -29,6 +28,7 @@ from core.retrieval.store.base import VectorStore
 from core.settings import Settings
 from core.sync.chunking import ChunkingOptions
 from core.sync.connector import Connector
+from core.sync.registry import build_connector
 
 if TYPE_CHECKING:
     from weaviate import WeaviateClient

@@ -177,13 +177,10 @@ class ConnectorSettings(BaseModel):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        from connectors import CONNECTOR_TYPES
+        # Types are plugins (the ``archivist.connectors`` entry points); none is imported here.
+        from core.sync.registry import check_type
 
-        if value not in CONNECTOR_TYPES:
-            known = ", ".join(sorted(CONNECTOR_TYPES))
-            msg = f"unknown connector type {value!r} (known: {known})"
-            raise ValueError(msg)
-        return value
+        return check_type(value)
 
     def options(self, allowed: set[str] | frozenset[str] | None = None) -> dict[str, object]:
         """This source's own options; with ``allowed``, any other key is a ValueError."""

@@ -18,15 +18,25 @@ SaaS sources (Confluence, Notion, GitHub, Drive, Slack) implement ``PollsChanges
   after it. The engine saves that cursor only once the batch is indexed, so a
   sync killed midway resumes there: nothing lost, nothing indexed twice.
 - ``list_ids()``    the id of every document that exists now, for pruning.
+
+Two optional declarations the engine honours, each a protocol of its own:
+
+- ``HasSourceAcl``: ``acl``, the readers set in config for the whole source. A listed
+  source whose ``acl`` changes has every document re-read, so a changed grant reaches
+  every chunk even when no document changed.
+- ``CarriesFailuresInCursor``: ``cursor_keeps_failures = True`` (a ``ClassVar``) on a
+  poller whose cursor itself records the ids that failed, so they are retried. Without it
+  (the default), the engine stops saving the cursor at the first failed document, and the
+  next sync polls again from there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
-from core.documents import Document, DocumentRef, LoadFailure
+from core.documents import Acl, Document, DocumentRef, LoadFailure
 
 Batch = list[Document | LoadFailure]
 
@@ -62,6 +72,20 @@ class PollsChanges(Protocol):
     def list_ids(self) -> Iterator[str]:
         """Every document id that exists in the source now; no bodies are read."""
         ...
+
+
+@runtime_checkable
+class HasSourceAcl(Protocol):
+    """A source whose readers are set in config, the same for every document it yields."""
+
+    acl: Acl
+
+
+@runtime_checkable
+class CarriesFailuresInCursor(Protocol):
+    """A poller whose cursor records failed ids itself; ``True`` lets the engine save it past a failure."""
+
+    cursor_keeps_failures: ClassVar[bool]
 
 
 def path_wanted(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:

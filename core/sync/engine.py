@@ -24,7 +24,15 @@ from core.errors import SourceError
 from core.models.embeddings import embed_in_batches
 from core.retrieval.store.base import IndexedDocument, VectorStore
 from core.sync.chunking import ChunkingOptions, chunk_document
-from core.sync.connector import Batch, Connector, ListsRefs, LoadsAll, PollsChanges
+from core.sync.connector import (
+    Batch,
+    CarriesFailuresInCursor,
+    Connector,
+    HasSourceAcl,
+    ListsRefs,
+    LoadsAll,
+    PollsChanges,
+)
 from core.sync.status import SyncReport, SyncStatusStore
 
 log = logging.getLogger(__name__)
@@ -110,7 +118,7 @@ class SyncEngine:
         refs = list(connector.list_refs())
         current = {ref.id for ref in refs}
         # Sources whose readers are set in config: a changed grant must reach every chunk.
-        source_acl: Acl | None = getattr(connector, "acl", None)
+        source_acl: Acl | None = connector.acl if isinstance(connector, HasSourceAcl) else None
         stale: list[DocumentRef] = []
         for ref in refs:
             known = indexed.get(ref.id)
@@ -157,7 +165,7 @@ class SyncEngine:
         touched: set[str] = set()
         # Once a document failed, the cursor stays before it so the next sync retries it, unless
         # the connector carries failed ids in its cursor itself.
-        own_retries = getattr(connector, "cursor_keeps_failures", False)
+        own_retries = isinstance(connector, CarriesFailuresInCursor) and connector.cursor_keeps_failures
         held = False
         for batch, next_cursor in connector.poll(cursor):
             self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
