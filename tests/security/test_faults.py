@@ -553,13 +553,14 @@ def test_hostile_questions_get_an_answer_or_one_error_line(
     """The bulk runs `main()` in this process with the argv Python itself would decode from bytes
     (one embedder load for all); the few subprocess cases below check the real process boundary."""
     import bot.cli
+    from bot.cli import context
 
     for key, value in indexed.env().items():
         monkeypatch.setenv(key, value)
     for key in ("REDIS_URL", "OPENAI_BASE_URL"):
         monkeypatch.delenv(key, raising=False)
     previous_sigterm = signal.getsignal(signal.SIGTERM)
-    bot.cli._app.cache_clear()
+    context.application.cache_clear()
     answered = refused = 0
     try:
         for question in hostile_questions():
@@ -572,8 +573,8 @@ def test_hostile_questions_get_an_answer_or_one_error_line(
             answered, refused = answered + (code in (0, None)), refused + (code == 1)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-        stop_embedded_redis(bot.cli._app())  # the one this process started, not left to atexit
-        bot.cli._app.cache_clear()
+        stop_embedded_redis(context.application())  # the one this process started, not left to atexit
+        context.application.cache_clear()
     assert answered >= 20 and refused >= 3, (answered, refused)  # both paths were exercised
     assert no_redis_left(indexed.data)
 

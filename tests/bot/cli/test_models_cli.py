@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot import cli
+from bot.cli import app, context
 from core.app import App
 from core.errors import InputError
 from core.models.fallbacks import FallbackCounts
@@ -39,7 +39,7 @@ def core_app(make_remote_app, tuned, monkeypatch: pytest.MonkeyPatch) -> App:
         '[router.routes.rag]\nexamples = ["How many vacation days do we get?", "How do I set up the VPN?"]\n'
         '[router.routes.finetuned]\nexamples = ["Write a friendly welcome message for a new colleague."]\n'
     )
-    monkeypatch.setattr(cli, "_app", lambda: application)
+    monkeypatch.setattr(context, "application", lambda: application)
     return application
 
 
@@ -47,12 +47,12 @@ def core_app(make_remote_app, tuned, monkeypatch: pytest.MonkeyPatch) -> App:
 def bare_app(make_remote_app, monkeypatch: pytest.MonkeyPatch) -> App:
     """Nothing synced: for commands that never search."""
     application = make_remote_app(sync=())
-    monkeypatch.setattr(cli, "_app", lambda: application)
+    monkeypatch.setattr(context, "application", lambda: application)
     return application
 
 
 def _invoke(*args: str):  # noqa: ANN202 - click's Result
-    return CliRunner().invoke(cli.app, list(args), catch_exceptions=True)
+    return CliRunner().invoke(app, list(args), catch_exceptions=True)
 
 
 def _register(tuned: FakeOpenAI, name: str, *extra: str):  # noqa: ANN202

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.console import out
+from bot.cli.console import out
 from core.errors import InputError
 from core.models.fallbacks import CONFIG_FINETUNED, FallbackCount, FallbackCounts
 from core.models.registry import KINDS, ModelKind, ModelRegistry, ModelVersion

@@ -1,33 +1,70 @@
-"""`archivist finetune dataset|run` and `archivist serve-model`: the training side of fine-tuning.
+"""`archivist finetune retriever|dataset|run`: fine-tuning the embedder and the chat model.
 
-bot/cli.py registers these on its `finetune` group and owns the error boundary;
-the heavy libraries load only inside the commands that need them.
+The heavy libraries load only inside the commands that need them; bot.cli.main owns the
+error boundary.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bot.console import err, out
+from bot.cli import context
+from bot.cli.console import SyncProgressView, err, out
 from core.errors import ConfigError, InputError
 
 REJECTS_SHOWN = 15  # the rest are in rejects.jsonl
 
+finetune = typer.Typer(help="Fine-tune models on your own data.", no_args_is_help=True)
 
-def _app():  # noqa: ANN202 - the CLI's composition root, imported late so --help stays fast
-    from bot.cli import _app as app
 
-    return app()
+@finetune.command("retriever")
+def finetune_retriever(
+    dataset: Annotated[
+        Path, typer.Option(help="A BEIR-format directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+    ],
+    split: Annotated[
+        str, typer.Option(help="Which qrels file holds the (question, passage) pairs.")
+    ] = "train",
+    epochs: Annotated[int, typer.Option(help="Passes over the training pairs.")] = 1,
+    batch_size: Annotated[
+        int, typer.Option(help="Pairs per step; the other passages are the negatives.")
+    ] = 16,
+    max_pairs: Annotated[
+        int, typer.Option(help="Train on at most N pairs, drawn with a fixed seed (0: all).")
+    ] = 0,
+    holdout: Annotated[float, typer.Option(help="Share of queries held out and scored before/after.")] = 0.2,
+    eval_docs: Annotated[
+        int, typer.Option(help="Score against the relevant documents plus N others (0: the whole corpus).")
+    ] = 0,
+    name: Annotated[str, typer.Option(help="Version name in the registry (default: from the data).")] = "",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to save the model (default: DATA_DIR/models/NAME).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fine-tune the local embedder on (question, passage) pairs and register it as an embedder version."""
+    from bot.cli.console import render_retriever_tuning
+    from core.finetune.retriever import TuningOptions
+    from core.finetune.retriever import finetune_retriever as tune
+
+    options = TuningOptions(split, epochs, batch_size, max_pairs, holdout, eval_docs, name=name, out=out_dir)
+    result = tune(context.application(), dataset, options, SyncProgressView)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        render_retriever_tuning(result)
 
 
 def _say(line: str) -> None:
     out.print(line, markup=False, highlight=False)
 
 
+@finetune.command("dataset")
 def finetune_dataset(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Directory to write (default: DATA_DIR/finetune/dataset).")
@@ -49,7 +86,7 @@ def finetune_dataset(
     if generate < 0 or max_tokens < 16:
         msg = "--generate must be ≥ 0 and --max-tokens ≥ 16"
         raise InputError(msg)
-    application = _app()
+    application = context.application()
     directory = out_dir or application.settings.data_dir / "finetune" / "dataset"
     options = DatasetOptions(
         directory, generate, max_tokens, seed, validation_percent, eval_percent, frozenset(principal)
@@ -76,6 +113,7 @@ def finetune_dataset(
         err.print(f"warning: {warning}", markup=False)
 
 
+@finetune.command("run")
 def finetune_run(
     provider: Annotated[str, typer.Option(help="openai (a hosted job) or local (LoRA with PEFT).")],
     dataset_dir: Annotated[Path, typer.Option("--dataset", help="A directory `finetune dataset` wrote.")],
@@ -109,7 +147,7 @@ def finetune_run(
         msg = f"--provider must be openai or local, not {provider!r}"
         raise InputError(msg)
     data = load_dataset(dataset_dir, token_counter())
-    application = _app()
+    application = context.application()
     if provider == "openai":
         from core.finetune.openai_job import DEFAULT_BASE_URL, OpenAIFineTuning, run_openai_finetune
 
@@ -154,40 +192,3 @@ def finetune_run(
         f"--base-url http://127.0.0.1:8001/v1 --base-model {model} --data-hash {version.training_data_hash} "
         "--promote"
     )
-
-
-def serve_model(
-    model: Annotated[Path, typer.Option(help="A merged model directory (finetune run --provider local).")],
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 serves the network.")] = "127.0.0.1",
-    name: Annotated[str, typer.Option(help="Model id clients ask for (default: the directory name).")] = "",
-    api_key_env: Annotated[
-        str, typer.Option(help="If set, clients must send the key held in this variable.")
-    ] = "",
-) -> None:
-    """Serve a local model through an OpenAI-compatible /v1/chat/completions endpoint."""
-    from core.finetune.model_server import ModelServer, open_model
-
-    key = os.environ.get(api_key_env, "") if api_key_env else ""
-    if api_key_env and not key:
-        msg = f"--api-key-env names {api_key_env}, which is not set"
-        raise ConfigError(msg)
-    loaded = open_model(model, name)
-    try:
-        server = ModelServer(loaded, host, port, key)
-    except OSError as exc:
-        msg = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        raise InputError(msg) from exc
-    _say(f"serving {loaded.name} on {loaded.device} at {server.base_url}")
-    _say(
-        f"answer with it: archivist models register {loaded.name}-served --model {loaded.name} "
-        f"--base-url {server.base_url} --promote"
-    )
-    _say(
-        f'  or in the config: [models.finetuned] provider = "openai", base_url = "{server.base_url}", '
-        f'model = "{loaded.name}"' + (f', api_key_env = "{api_key_env}"' if api_key_env else "")
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        _say("stopped")

@@ -1,0 +1,5 @@
+"""`python -m bot.cli`: the same as `archivist`."""
+
+from bot.cli.main import main
+
+main()
