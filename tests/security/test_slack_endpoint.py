@@ -234,11 +234,12 @@ def test_http_app_is_never_built_without_a_signing_secret(core, fake_slack: Mock
 
 def test_serve_slack_http_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.cli
+    import bot.cli.context
     import bot.slack.app
 
     calls: list[dict] = []
     monkeypatch.setattr(bot.slack.app, "serve_slack", lambda core, **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(bot.cli, "_app", lambda: None)
+    monkeypatch.setattr(bot.cli.context, "application", lambda: None)
     runner = CliRunner()
     assert runner.invoke(bot.cli.app, ["serve", "slack", "--http"]).exit_code == 0
     assert runner.invoke(bot.cli.app, ["serve", "slack", "--http", "--host", "0.0.0.0"]).exit_code == 0
