@@ -24,7 +24,9 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/archivist demo
 
+# lint-imports holds the layers (bot -> connectors -> core) in [tool.importlinter], pyproject.toml.
 test: install typecheck
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 # The Weaviate backend against weaviate-client's own types; files and flags in pyproject.toml.
@@ -46,6 +48,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check core connectors bot tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf .archivist

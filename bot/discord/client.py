@@ -11,7 +11,14 @@ import logging
 import os
 import re
 
-import discord
+from core.extras import MissingExtra, is_missing  # before the optional packages it explains
+
+try:
+    import discord
+except ImportError as exc:
+    if is_missing(exc, "discord"):
+        raise MissingExtra("discord") from exc
+    raise
 
 from bot.discord import commands, feedback
 from bot.discord.answer import answer_question

@@ -8,21 +8,22 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import discord
 from discord import app_commands
 
 from bot.discord.answer import answer_question
-from bot.discord.context import build_question, dm_principals
+from bot.discord.context import Conversations, build_question, dm_principals
 from bot.discord.errors import tell_interaction
 from bot.discord.outbox import InteractionOutbox
 from bot.discord.render import no_mentions, split_message
 from bot.discord.streaming import StreamedReply
-from bot.discord.sync import is_admin, report_line, summary
+from bot.discord.sync import SyncTracker, is_admin, report_line, summary
 
 if TYPE_CHECKING:
-    from bot.discord.client import ArchivistBot
+    from core.answering.access import ChannelPolicy
+    from core.app import App
 
 MAX_AUTOCOMPLETE = 25  # Discord shows at most 25 choices
 NOT_ADMIN = (
@@ -37,7 +38,18 @@ class ArchivistTree(app_commands.CommandTree):
         await tell_interaction(interaction, original)
 
 
-def _bot(interaction: discord.Interaction) -> ArchivistBot:
+class CommandHost(Protocol):
+    """What the commands need of the client they run in (``client.ArchivistBot``); named here
+    so that this module does not import the client that imports it."""
+
+    app: App
+    policy: ChannelPolicy
+    conversations: Conversations
+    syncs: SyncTracker
+    edit_interval_s: float
+
+
+def _bot(interaction: discord.Interaction) -> CommandHost:
     return interaction.client  # type: ignore[return-value]
 
 

@@ -17,12 +17,19 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
+from core.extras import MissingExtra, is_missing  # before the optional packages it explains
+
+try:
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.http_retry.builtin_async_handlers import (
+        AsyncConnectionErrorRetryHandler,
+        AsyncRateLimitErrorRetryHandler,
+    )
+    from slack_sdk.web.async_client import AsyncWebClient
+except ImportError as exc:
+    if is_missing(exc, "slack_bolt", "slack_sdk", "aiohttp"):
+        raise MissingExtra("slack") from exc
+    raise
 
 from bot.slack.admin import PROGRESS_INTERVAL_S, AdminHandlers
 from bot.slack.answering import Answerer

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, InputError
+from core.extras import MissingExtra, is_missing
 from core.finetune.dataset import Dataset
 from core.models.registry import ModelRegistry, ModelVersion
 
@@ -157,7 +158,13 @@ def train_lora(
     model_reference: str, dataset: Dataset, out_dir: Path, options: LoraOptions, say: Say
 ) -> LoraResult:
     import torch
-    from peft import LoraConfig, TaskType, get_peft_model
+
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError as exc:
+        if is_missing(exc, "peft", "accelerate"):
+            raise MissingExtra("finetune") from exc
+        raise
     from transformers import get_linear_schedule_with_warmup
 
     if options.epochs < 1 or options.batch_size < 1 or options.learning_rate <= 0:

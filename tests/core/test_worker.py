@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.app import App
+from core.errors import ConfigError
+from core.sync import job_queue
 from core.sync.status import SyncReport
 from core.sync.worker import Schedule, SyncWorker, next_run_at
 from tests.conftest import BASE_CONFIG
@@ -69,3 +71,28 @@ def test_a_failing_source_is_reported_and_the_others_still_run(scheduled_app: Ap
     lines = worker.run_once()
     assert any(line.startswith("handbook:") and "added" in line for line in lines)
     assert any(line.startswith("people:") and "does not exist" in line for line in lines)
+
+
+class _RecordingService:
+    def __init__(self) -> None:
+        self.synced: list[tuple[str, bool]] = []
+
+    def sync(self, name: str, *, full: bool = False) -> SyncReport:
+        self.synced.append((name, full))
+        return SyncReport(source=name, started_at=0, finished_at=1)
+
+
+def test_a_sync_job_runs_with_the_service_of_the_job_worker_that_took_it() -> None:
+    service = _RecordingService()
+    token = job_queue._current_service.set(service)  # what SyncJobWorker does around each job
+    try:
+        result = job_queue.run_sync_job("handbook", True)
+    finally:
+        job_queue._current_service.reset(token)
+    assert service.synced == [("handbook", True)]
+    assert result["source"] == "handbook" and result["failed"] == 0
+
+
+def test_a_sync_job_outside_archivist_worker_jobs_says_where_it_runs() -> None:
+    with pytest.raises(ConfigError, match="archivist worker --jobs"):
+        job_queue.run_sync_job("handbook")

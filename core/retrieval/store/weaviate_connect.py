@@ -12,14 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from weaviate import WeaviateClient, connect_to_custom, connect_to_embedded, connect_to_weaviate_cloud
-from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.exceptions import (
-    AuthenticationFailedError,
-    UnexpectedStatusCodeError,
-    WeaviateBaseError,
-    WeaviateGRPCUnavailableError,
-)
+from core.extras import MissingExtra, is_missing  # before the optional packages it explains
+
+try:
+    from weaviate import WeaviateClient, connect_to_custom, connect_to_embedded, connect_to_weaviate_cloud
+    from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+    from weaviate.exceptions import (
+        AuthenticationFailedError,
+        UnexpectedStatusCodeError,
+        WeaviateBaseError,
+        WeaviateGRPCUnavailableError,
+    )
+except ImportError as exc:
+    if is_missing(exc, "weaviate"):
+        raise MissingExtra("weaviate") from exc
+    raise
 
 from core.errors import ConfigError, ServiceUnavailable
 from core.settings import Settings

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from weaviate import WeaviateClient
+from core.extras import MissingExtra, is_missing  # before the optional package it explains
+
+try:
+    from weaviate import WeaviateClient
+except ImportError as exc:
+    if is_missing(exc, "weaviate"):
+        raise MissingExtra("weaviate") from exc
+    raise
 from weaviate.classes.config import Configure, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
