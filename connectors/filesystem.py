@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connectors.options import ConnectorOptions, Globs, Text
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
@@ -38,6 +39,14 @@ class _Refused(Exception):
     """A listed file that must not be read now; the message is the reason users see."""
 
 
+class FilesystemOptions(ConnectorOptions):
+    """The keys of a ``type = "filesystem"`` table."""
+
+    path: Text  # the directory to read; relative paths resolve against the config file
+    include: Globs = ("**/*",)
+    exclude: Globs = ()
+
+
 @dataclass
 class FilesystemConnector:
     name: str
@@ -51,16 +60,13 @@ class FilesystemConnector:
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> FilesystemConnector:
         # data_dir is unused: the files are their own state.
-        options = settings.options({"path", "include", "exclude"})
-        if "path" not in options:
-            msg = "'path' is required for a filesystem source"
-            raise ValueError(msg)
+        options = FilesystemOptions.parse(settings)
         return cls(
             name=name,
-            root=Path(str(options["path"])),
+            root=Path(options.path),
             acl=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            include=tuple(options.get("include", ("**/*",))),  # type: ignore[arg-type]
-            exclude=tuple(options.get("exclude", ())),  # type: ignore[arg-type]
+            include=options.include,
+            exclude=options.exclude,
         )
 
     def describe(self) -> str:

@@ -24,11 +24,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Annotated
 from urllib.parse import quote
 
+from pydantic import Field, field_validator
+
+from connectors.options import ConnectorOptions, Globs, Text
 from connectors.parsers import PARSERS, UnreadableFile, parse_file
-from connectors.saas import string_option
 from core.documents import Acl, Document, DocumentRef, LoadFailure
 from core.errors import SourceError
 from core.settings import ConnectorSettings
@@ -57,7 +59,6 @@ HISTORY_TIMEOUT_S = 120
 MAX_HISTORY_COMMITS = 5000
 
 DEFAULT_INCLUDE = ("**/*.md", "**/*.txt", "**/*.html", "**/*.pdf", "**/*.docx")
-OPTIONS = {"repo", "branch", "include", "exclude", "url_template", "cache_dir"}
 URL_FIELDS = {"branch": "main", "path": "a/b.md", "commit": "0" * 40}
 
 # Regular files only: symlinks (120000) hold a link target and submodules (160000) a commit.
@@ -77,14 +78,52 @@ def _is_remote(repo: str) -> bool:
     return bool(_SCP_LIKE.match(repo)) and not re.match(r"^[A-Za-z]:[\\/]", repo)
 
 
-def _string_list(options: dict[str, object], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = options.get(key, default)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        msg = f"'{key}' must be a list of glob strings"
-        raise ValueError(msg)
-    return tuple(value)
+class GitOptions(ConnectorOptions):
+    """The keys of a ``type = "git"`` table."""
+
+    repo: Annotated[Text, Field(description="a local path or a clone URL")]
+    branch: Text | None = None  # None: the remote's default branch
+    include: Globs = DEFAULT_INCLUDE
+    exclude: Globs = ()
+    url_template: Text = ""  # a link per file, from the fields {branch}, {path} and {commit}
+    cache_dir: Text | None = None  # where a remote is cloned; default: under the data dir
+
+    @field_validator("repo")
+    @classmethod
+    def _not_an_option(cls, repo: str) -> str:
+        if repo.startswith("-"):
+            msg = f"'repo' {repo!r} is not a path or URL"
+            raise ValueError(msg)
+        return repo
+
+    @field_validator("branch")
+    @classmethod
+    def _branch_name(cls, branch: str | None) -> str | None:
+        if branch is not None and (branch.startswith("-") or any(c in branch for c in " ~^:?*[\\")):
+            msg = f"'branch' {branch!r} is not a valid branch name"
+            raise ValueError(msg)
+        return branch
+
+    @field_validator("url_template")
+    @classmethod
+    def _template(cls, url_template: str) -> str:
+        try:
+            url_template.format(**URL_FIELDS)
+        except (KeyError, IndexError, ValueError) as exc:
+            msg = (
+                f"'url_template' {url_template!r} is not a valid template ({exc}); "
+                "use the fields {branch}, {path} and {commit}"
+            )
+            raise ValueError(msg) from None
+        return url_template
+
+    @field_validator("include")
+    @classmethod
+    def _some_include(cls, include: tuple[str, ...]) -> tuple[str, ...]:
+        if not include:
+            msg = "'include' must name at least one glob"
+            raise ValueError(msg)
+        return include
 
 
 @dataclass
@@ -110,42 +149,16 @@ class GitConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GitConnector:
-        options = settings.options(OPTIONS)
-        repo = string_option(options, "repo")
-        if repo is None:
-            msg = "'repo' is required for a git source (a local path or a clone URL)"
-            raise ValueError(msg)
-        if repo.startswith("-"):
-            msg = f"'repo' {repo!r} is not a path or URL"
-            raise ValueError(msg)
-        branch = string_option(options, "branch")
-        if branch is not None and (branch.startswith("-") or any(c in branch for c in " ~^:?*[\\")):
-            msg = f"'branch' {branch!r} is not a valid branch name"
-            raise ValueError(msg)
-        url_template = string_option(options, "url_template") or ""
-        if url_template:
-            try:
-                url_template.format(**URL_FIELDS)
-            except (KeyError, IndexError, ValueError) as exc:
-                msg = (
-                    f"'url_template' {url_template!r} is not a valid template ({exc}); "
-                    "use the fields {branch}, {path} and {commit}"
-                )
-                raise ValueError(msg) from None
-        cache_dir = string_option(options, "cache_dir")
-        include = _string_list(options, "include", DEFAULT_INCLUDE)
-        if not include:
-            msg = "'include' must name at least one glob"
-            raise ValueError(msg)
+        options = GitOptions.parse(settings)
         return cls(
             name=name,
-            repo=repo,
+            repo=options.repo,
             acl=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            branch=branch,
-            include=include,
-            exclude=_string_list(options, "exclude", ()),
-            url_template=url_template,
-            cache_dir=Path(cache_dir).expanduser() if cache_dir else data_dir / "git" / name,
+            branch=options.branch,
+            include=options.include,
+            exclude=options.exclude,
+            url_template=options.url_template,
+            cache_dir=Path(options.cache_dir).expanduser() if options.cache_dir else data_dir / "git" / name,
         )
 
     # -- where the repository is ---------------------------------------------------------

@@ -1,7 +1,12 @@
 from pathlib import Path
 
+import pytest
+
 from connectors.filesystem import FilesystemConnector
 from core.documents import Acl, Document, LoadFailure
+from core.errors import ConfigError
+from core.settings import ConnectorSettings
+from core.sync.registry import build_connector
 
 
 def _connector(root: Path, **options) -> FilesystemConnector:
@@ -75,3 +80,28 @@ def test_version_changes_only_when_the_bytes_change(kb: Path) -> None:
     after = {r.id: r.version for r in connector.list_refs()}
     changed = {i for i in before if before[i] != after[i]}
     assert changed == {"people/pto-policy.md"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "connectors.docs: 'path' is required for a filesystem source"),
+        (
+            {"path": "kb", "paths": "kb"},
+            r"unknown option\(s\) \['paths'\] for a filesystem source \(known: \['exclude'",
+        ),
+        ({"path": 7}, "'path' must be a non-empty string"),
+        ({"path": "kb", "exclude": [1]}, "'exclude' must be a list of glob strings"),
+    ],
+)
+def test_bad_options_name_the_key(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_connector("docs", ConnectorSettings(type="filesystem", **options), tmp_path)
+
+
+def test_one_glob_may_be_given_as_a_string(tmp_path: Path) -> None:
+    connector = build_connector(
+        "docs", ConnectorSettings(type="filesystem", path=str(tmp_path), include="**/*.md"), tmp_path
+    )
+    assert isinstance(connector, FilesystemConnector)
+    assert connector.include == ("**/*.md",) and connector.exclude == ()
