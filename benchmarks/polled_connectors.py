@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 from _common import median, scifact_corpus, write_result
 
-from connectors import build_connector
 from core.documents import Document
 from core.settings import ConnectorSettings
+from core.sync.registry import build_connector
 from tests.fakes.github_server import TOKEN as GITHUB_TOKEN
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.google_drive_server import DOC, FakeDrive

@@ -28,12 +28,12 @@ from pathlib import Path
 
 from _common import add_threads_option, close_app, median, set_threads, warm_up, write_result
 
-from connectors import build_connector
 from core.app import App
 from core.documents import Document
 from core.models.embeddings import embed_in_batches
 from core.settings import ConnectorSettings, load_settings
 from core.sync.chunking import chunk_document
+from core.sync.registry import build_connector
 
 TOPICS = "billing onboarding security travel hiring payroll laptops vpn release oncall".split()
 WORDS = (

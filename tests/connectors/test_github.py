@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors import build_connector
 from connectors.api_client import ApiError
 from connectors.github import GitHubConnector
 from core.errors import ConfigError, SourceError
 from core.settings import ConnectorSettings, load_settings
 from core.sync.connector import PollsChanges
+from core.sync.registry import build_connector
 from tests.connectors.saas_helpers import Sleeps, drain
 from tests.fakes.github_server import TOKEN, FakeGitHub, blob_sha
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors import build_connector
 from connectors.api_client import ApiError
 from connectors.google_drive import GoogleDriveConnector
 from core.errors import ConfigError, SourceError
 from core.settings import ConnectorSettings
 from core.sync.connector import PollsChanges
+from core.sync.registry import build_connector
 from tests.connectors.saas_helpers import Sleeps, drain
 from tests.fakes.google_drive_server import DOC, FOLDER, SHEET, SLIDES, TOKEN, FakeDrive, google_error
 

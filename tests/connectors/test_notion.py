@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from connectors import build_connector
 from connectors.notion import NotionConnector, normalise_id
 from core.app import App
 from core.documents import Acl, Document, LoadFailure
@@ -16,6 +15,7 @@ from core.errors import ConfigError, SourceError
 from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import ConnectorSettings
 from core.sync.connector import Connector, PollsChanges
+from core.sync.registry import build_connector
 from tests.conftest import BASE_CONFIG, CountingEmbedder
 from tests.fakes.notion_server import (
     FakeNotion,

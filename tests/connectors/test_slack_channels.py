@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors import build_connector
 from connectors.slack_channels import SlackChannelsConnector
 from connectors.slack_text import plain_text, ts_key
 from core.errors import ConfigError, SourceError
 from core.settings import ConnectorSettings
 from core.sync.connector import PollsChanges
+from core.sync.registry import build_connector
 from tests.connectors.saas_helpers import Sleeps, drain
 from tests.fakes.slack_server import BOT_ID, BOT_USER, TOKEN, FakeSlack
 

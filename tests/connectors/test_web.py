@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors import build_connector
 from connectors.web import normalise_url
 from core.app import App
 from core.documents import Document, LoadFailure
 from core.errors import ConfigError, SourceError
 from core.retrieval.store.base import AccessFilter, SearchQuery
 from core.settings import ConnectorSettings
+from core.sync.registry import build_connector
 from tests.conftest import BASE_CONFIG, CountingEmbedder
 
 NAV = "Navmenu Quokka"
