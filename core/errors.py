@@ -54,3 +54,24 @@ class SourceError(ArchivistError):
 
 class StorageError(ArchivistError):
     """Local state (the index, locks, the embedded Redis) cannot be written."""
+
+
+def user_message(exc: ArchivistError) -> str:
+    """What a person in chat is told about an error: one table for every frontend.
+
+    Frontends add only their formatting (an emoji, markup). Errors the person can fix
+    read as written; the others say whose move it is.
+    """
+    if isinstance(exc, (InputError, UnknownSourceError, AccessDenied)):
+        return str(exc)
+    if isinstance(exc, ServiceUnavailable):
+        return f"I can't answer right now: {exc}. Please try again in a minute, or tell an admin."
+    if isinstance(exc, ModelError):
+        return f"The language model failed while answering ({exc}). Please try again."
+    if isinstance(exc, ConfigError):
+        return f"Archivist is misconfigured: {exc}. An admin needs to fix the configuration."
+    if isinstance(exc, SourceError):
+        return f"A source could not be read: {exc}"
+    if isinstance(exc, StorageError):
+        return f"Archivist cannot write its data: {exc}. An admin needs to free space or fix permissions."
+    return f"Sorry, that did not work: {exc}"

@@ -1,8 +1,9 @@
 """The Discord adapter's one error boundary: any failure becomes one honest sentence.
 
 Event handlers, slash commands and buttons all end here; nothing fails silently.
-Errors a person can act on (``ArchivistError``) are told as they are; anything
-else is logged with its traceback and told as an internal error.
+Errors a person can act on (``ArchivistError``) are worded by core's one table
+(``core.errors.user_message``); anything else is logged with its traceback and
+told as an internal error.
 """
 
 from __future__ import annotations
@@ -12,34 +13,15 @@ import logging
 import discord
 
 from bot.discord.render import no_mentions
-from core.errors import (
-    AccessDenied,
-    ArchivistError,
-    ConfigError,
-    InputError,
-    ModelError,
-    ServiceUnavailable,
-    SourceError,
-    UnknownSourceError,
-)
+from core.errors import ArchivistError, user_message
 
 log = logging.getLogger(__name__)
 
 
 def describe(exc: BaseException) -> str:
     """A short message for the person who asked; log what they cannot see."""
-    if isinstance(exc, (InputError, UnknownSourceError, AccessDenied)):
-        return str(exc)
-    if isinstance(exc, ServiceUnavailable):
-        return f"I can't answer right now: {exc}. Please try again in a minute."
-    if isinstance(exc, ModelError):
-        return f"The language model failed while answering ({exc}). Please try again."
-    if isinstance(exc, ConfigError):
-        return f"I'm misconfigured: {exc}. An admin needs to fix the configuration."
-    if isinstance(exc, SourceError):
-        return f"A source could not be read: {exc}"
     if isinstance(exc, ArchivistError):
-        return str(exc)
+        return user_message(exc)
     if isinstance(exc, discord.Forbidden):
         log.warning("Discord refused an action: %s", exc)
         return "Discord didn't let me do that here; I may be missing a permission in this channel."

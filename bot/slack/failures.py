@@ -1,8 +1,9 @@
 """The Slack adapter's one error boundary: every failure becomes a short, honest message.
 
-Errors the user can act on (:class:`core.errors.ArchivistError`) are shown as
-they are written; Slack API errors say what Slack refused; anything else is
-logged with its traceback and reported as our fault, never swallowed.
+Errors the user can act on (:class:`core.errors.ArchivistError`) are worded by
+core's one table (:func:`core.errors.user_message`); Slack API errors say what
+Slack refused; anything else is logged with its traceback and reported as our
+fault, never swallowed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from core.errors import AccessDenied, ArchivistError, ConfigError, InputError, ServiceUnavailable
+from core.errors import AccessDenied, ArchivistError, InputError, UnknownSourceError
+from core.errors import user_message as core_message
 
 log = logging.getLogger("archivist.slack")
 
@@ -24,14 +26,10 @@ _SLACK_HINTS = {
 
 def user_message(exc: BaseException) -> str:
     """One or two sentences a person can act on."""
-    if isinstance(exc, (InputError, AccessDenied)):
-        return str(exc)
-    if isinstance(exc, ServiceUnavailable):
-        return f":warning: I can't answer right now: {exc}. Please try again later or tell an admin."
-    if isinstance(exc, ConfigError):
-        return f":warning: Archivist is misconfigured: {exc}. Please tell an admin."
+    if isinstance(exc, (InputError, UnknownSourceError, AccessDenied)):
+        return core_message(exc)
     if isinstance(exc, ArchivistError):
-        return f":warning: Sorry, that did not work: {exc}"
+        return f":warning: {core_message(exc)}"
     if isinstance(exc, SlackApiError):
         error = str(exc.response.get("error", "")) if exc.response is not None else ""
         return _SLACK_HINTS.get(error, f":warning: Slack refused my reply ({error or 'unknown error'}).")
