@@ -8,12 +8,10 @@ two triggers (or two processes) never answer it twice.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict
+import time
 from typing import TYPE_CHECKING, Any
 
-import redis
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -25,8 +23,8 @@ from bot.slack.failures import log_failure, user_message
 from bot.slack.render import SHARE, answer_messages, notice
 from bot.slack.safety import neutralize
 from core.answering.access import ChannelPolicy, channel_question, direct_question
-from core.answering.answers import Answer, Question, Source
-from core.errors import ArchivistError, InputError
+from core.answering.answers import Answer, Question
+from core.errors import AccessDenied, InputError
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
 _PEOPLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
 MESSAGE_TTL_S = 24 * 3600  # a message is answered once; reactions a day later still count once
 SHARE_TTL_S = 24 * 3600  # how long an ephemeral /ask answer can still be shared
-_SHARE_KEY = "archivist:slack:share:{id}"
 USAGE = "Ask me about your documents, e.g. `/ask How many vacation days do we get?`"
 
 
@@ -214,8 +211,8 @@ class AskHandlers:
         )
         try:
             answer = await self._answerer.generate(question)
+            # Recorded once, for 👍/👎 and for the share button alike.
             await self._answerer.record(answer, text, user=user, channel=channel)
-            await self._keep_for_sharing(answer, text)
             for message in answer_messages(answer, share=True):
                 await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
         except Exception as exc:  # noqa: BLE001 - the boundary for /ask
@@ -236,11 +233,7 @@ class AskHandlers:
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         try:
-            shared = await blocking.quick(self._shared, action["value"])
-            if shared is None:
-                msg = "That answer is too old to share; ask again with /ask."
-                raise InputError(msg)
-            answer, question = shared
+            answer, question = await blocking.quick(self._shareable, action["value"], user)
             footer = f"Shared by <@{user}> · asked: _{_quote(question)}_"
             for message in answer_messages(answer, footer=footer):
                 await client.chat_postMessage(channel=channel, unfurl_links=False, **message.as_kwargs())
@@ -251,26 +244,17 @@ class AskHandlers:
                 response_type="ephemeral", replace_original=False, **notice(user_message(exc)).as_kwargs()
             )
 
-    # -- /ask answers kept for the share button ------------------------------
+    # -- /ask answers, shared from what the feedback store recorded -------------
 
-    async def _keep_for_sharing(self, answer: Answer, question: str) -> None:
-        """Best effort: without Redis the answer is still shown; only sharing it fails."""
-        record = json.dumps({"answer": asdict(answer), "question": question})
-        try:
-            await blocking.quick(
-                lambda: self._core.redis.set(_SHARE_KEY.format(id=answer.id), record, ex=SHARE_TTL_S)
-            )
-        except (ArchivistError, redis.RedisError) as exc:
-            log_failure(exc, "keeping an /ask answer for sharing")
-
-    def _shared(self, answer_id: str) -> tuple[Answer, str] | None:
-        raw = self._core.redis.get(_SHARE_KEY.format(id=answer_id))
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        data = record["answer"]
-        data["sources"] = [Source(**s) for s in data["sources"]]
-        return Answer(**data), record["question"]
+    def _shareable(self, answer_id: str, user: str) -> tuple[Answer, str]:
+        record = self._core.feedback.answer(answer_id)
+        if record is None or time.time() - record.at > SHARE_TTL_S:
+            msg = "That answer is too old to share; ask again with /ask."
+            raise InputError(msg)
+        if record.user != user:  # it may come from documents only the asker may read
+            msg = "Only the person who asked can share this answer."
+            raise AccessDenied(msg)
+        return record.as_answer(), record.question
 
 
 def _team(body: dict[str, Any], context: Any) -> str:

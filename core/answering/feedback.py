@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from core.answering.answers import Answer
+from core.answering.answers import Answer, Source
 from core.errors import InputError, ServiceUnavailable
 
 _ANSWER_KEY = "archivist:answer:{id}"
@@ -38,6 +38,26 @@ class AnswerRecord:
     user: str
     channel: str
     at: float
+    abstained: bool = False  # absent from records written before it was kept
+
+    def as_answer(self) -> Answer:
+        """The answer as a frontend can render it again (to share it, say)."""
+        sources = [
+            Source(
+                index=int(s["index"]),  # type: ignore[call-overload]
+                title=str(s["title"]),
+                source=str(s["source"]),
+                url=str(s.get("url", "")),
+                path=str(s.get("path", "")),
+                score=float(s["score"]),  # type: ignore[arg-type]
+                snippet=str(s["snippet"]),
+                cited=bool(s["cited"]),
+            )
+            for s in self.sources
+        ]
+        return Answer(
+            self.answer, sources, self.mode, self.model, self.abstained, self.question, id=self.answer_id  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,7 @@ class FeedbackStore:
             user,
             channel,
             time.time(),
+            answer.abstained,
         )
         with _redis_errors():
             self._client.set(_ANSWER_KEY.format(id=answer.id), json.dumps(asdict(record)), ex=ANSWER_TTL_S)

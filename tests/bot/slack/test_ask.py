@@ -154,6 +154,30 @@ async def test_slash_ask_answers_ephemerally_and_can_be_shared(slack: Harness) -
     )
 
 
+async def test_only_the_asker_can_share_an_ask_answer(slack: Harness) -> None:
+    """The answer may come from documents only the asker may read: a forged share by anyone else fails."""
+    await slack.send.command("/ask", QUESTION)
+    [reply] = await wait_until(lambda: slack.mock.of("response_url"))
+    buttons = [e for b in reply.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    share = next(b for b in buttons if b["action_id"] == "archivist_share")
+    await slack.send.interaction(
+        block_action(
+            "archivist_share",
+            share["value"],
+            user="UOTHER",
+            channel="CGENERAL",
+            message_ts="",
+            thread_ts=None,
+            response_url=slack.send.response_url,
+            ephemeral=True,
+        )
+    )
+    refusals = await wait_until(
+        lambda: [c for c in slack.mock.of("response_url") if "Only the person who asked" in c.text()]
+    )
+    assert refusals and not slack.mock.posted()
+
+
 async def test_slash_ask_without_text_explains_usage(slack: Harness) -> None:
     response = await slack.send.command("/ask", "   ")
     assert "/ask" in await response.text()
