@@ -123,6 +123,22 @@ async def test_other_bots_and_own_messages_are_ignored(slack: Harness) -> None:
     assert len(slack.mock.posted()) == 1
 
 
+async def _press_share(slack: Harness, value: str, *, user: str) -> None:
+    """Press "Share in channel" on an ephemeral /ask answer in #general."""
+    await slack.send.interaction(
+        block_action(
+            "archivist_share",
+            value,
+            user=user,
+            channel="CGENERAL",
+            message_ts="",
+            thread_ts=None,
+            response_url=slack.send.response_url,
+            ephemeral=True,
+        )
+    )
+
+
 async def test_slash_ask_answers_ephemerally_and_can_be_shared(slack: Harness) -> None:
     response = await slack.send.command("/ask", QUESTION)
     assert "Looking that up" in await response.text()
@@ -134,18 +150,7 @@ async def test_slash_ask_answers_ephemerally_and_can_be_shared(slack: Harness) -
     share = next(b for b in buttons if b["action_id"] == "archivist_share")
     assert not slack.mock.posted()  # nobody else saw it
 
-    await slack.send.interaction(
-        block_action(
-            "archivist_share",
-            share["value"],
-            user="UASKER",
-            channel="CGENERAL",
-            message_ts="",
-            thread_ts=None,
-            response_url=slack.send.response_url,
-            ephemeral=True,
-        )
-    )
+    await _press_share(slack, share["value"], user="UASKER")
     [shared] = await wait_until(lambda: slack.mock.posted())
     assert shared.params["channel"] == "CGENERAL"
     assert "The documents say so" in shared.text() and "Shared by <@UASKER>" in shared.text()
@@ -160,18 +165,7 @@ async def test_only_the_asker_can_share_an_ask_answer(slack: Harness) -> None:
     [reply] = await wait_until(lambda: slack.mock.of("response_url"))
     buttons = [e for b in reply.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
     share = next(b for b in buttons if b["action_id"] == "archivist_share")
-    await slack.send.interaction(
-        block_action(
-            "archivist_share",
-            share["value"],
-            user="UOTHER",
-            channel="CGENERAL",
-            message_ts="",
-            thread_ts=None,
-            response_url=slack.send.response_url,
-            ephemeral=True,
-        )
-    )
+    await _press_share(slack, share["value"], user="UOTHER")
     refusals = await wait_until(
         lambda: [c for c in slack.mock.of("response_url") if "Only the person who asked" in c.text()]
     )
