@@ -4,10 +4,16 @@ What every one of those APIs needs, in one place:
 
 - 429 and 503 are retried after ``Retry-After`` (seconds or an HTTP date), a few times, with
   doubling back-off when no header is given; a wait longer than ``max_wait_s`` stops the sync
-  with a message saying when to come back, instead of hanging a worker.
+  with a message saying when to come back, instead of hanging a worker. A service names the
+  other statuses it answers when briefly overloaded (``transient``: Confluence 502/504, Notion
+  504/529, Drive 500/502/504, GitHub 502/504); they are retried the same way.
+- When the retries run out, ``ApiError.transient`` is true: the sync stops (nothing is pruned)
+  and ``archivist sources`` says it will be tried again. A caller may allow fewer
+  ``timeout_attempts`` (a listing that shrinks its page on a timeout gives up sooner on the big page).
 - 401 means the credentials are missing, wrong or expired: the sync stops with a message that
   names the environment variable to fix. Nothing is pruned after such a stop.
-- Timeouts and refused connections are retried once, then reported as "cannot reach".
+- Timeouts and refused connections are retried once, then reported as "cannot reach" (an
+  ``ApiError`` with status 0 that is ``transient``; ``timed_out`` when the service was slow).
 - Any other error answer raises ``ApiError``, which a connector turns into a ``LoadFailure``
   for one document or lets through to stop the sync when a listing failed.
 - Services that signal rate limits in other ways (GitHub: 403 with ``x-ratelimit-remaining: 0``;
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -36,16 +42,31 @@ MAX_ATTEMPTS = 5  # for 429 / 503 answers
 MAX_TRANSPORT_ATTEMPTS = 2
 BACKOFF_S = 1.0
 MAX_WAIT_S = 120.0
-_RETRY = (429, 503)
+_RETRY = (429, 503)  # every service means these as "come back later"
 
 
 class ApiError(SourceError):
-    """An error answer from a source's API; ``status`` is the HTTP status."""
+    """An error answer from a source's API; ``status`` is the HTTP status (0: no answer).
 
-    def __init__(self, message: str, status: int, *, rate_limited: bool = False) -> None:
+    ``rate_limited``: the sync must stop rather than fail item by item (rate limit, overload).
+    ``transient``: the retries ran out on an overload or a timeout; a later sync will likely pass.
+    ``timed_out``: the service took too long (HTTP 504 or a read timeout); asking for less helps.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int,
+        *,
+        rate_limited: bool = False,
+        transient: bool = False,
+        timed_out: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.rate_limited = rate_limited
+        self.transient = transient
+        self.timed_out = timed_out or status == 504
 
 
 # Seconds to wait before retrying a response the service means as a rate limit (the client waits
@@ -85,13 +106,15 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         rate_limit_wait: RateLimitWait | None = None,
+        transient: Collection[int] = (),
     ) -> None:
         self.source = source
         self.service = service
         self.credential_hint = credential_hint
         self._max_wait_s = max_wait_s
-        self._sleep = sleep
+        self.sleep = sleep
         self._rate_limit_wait = rate_limit_wait
+        self._retry_statuses = frozenset((*_RETRY, *transient))
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=dict(headers or {}),
@@ -110,44 +133,54 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+    def get_json(
+        self, path: str, params: Mapping[str, Any] | None = None, *, timeout_attempts: int | None = None
+    ) -> Any:
+        return self.request("GET", path, params=params, timeout_attempts=timeout_attempts).json()
 
     def post_json(self, path: str, body: Any, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("POST", path, params=params, json=body).json()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request with the retry rules; returns a 2xx response or raises."""
+    def request(
+        self, method: str, path: str, *, timeout_attempts: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request with the retry rules; returns a 2xx response or raises.
+
+        ``timeout_attempts`` caps the tries when the service times out (504 or a read timeout).
+        """
+        slow_most = max(1, min(timeout_attempts or MAX_ATTEMPTS, MAX_ATTEMPTS))
         attempt = transport_attempt = 0
         while True:
             try:
                 response = self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 transport_attempt += 1
-                if transport_attempt >= MAX_TRANSPORT_ATTEMPTS:
+                if transport_attempt >= min(slow_most, MAX_TRANSPORT_ATTEMPTS):
                     where = f"{self.service} at {self._client.base_url}"
                     msg = f"source {self.source!r}: cannot reach {where}: {exc}"
-                    raise SourceError(msg) from exc
-                self._sleep(BACKOFF_S)
+                    slow = isinstance(exc, httpx.TimeoutException)
+                    raise ApiError(msg, 0, rate_limited=True, transient=True, timed_out=slow) from exc
+                self.sleep(BACKOFF_S)
                 continue
             delay = self._retry_delay(response, attempt)
-            if delay is not None and attempt + 1 < MAX_ATTEMPTS:
+            most = slow_most if response.status_code == 504 else MAX_ATTEMPTS
+            if delay is not None and attempt + 1 < most:
                 if delay > self._max_wait_s:
                     msg = (
                         f"source {self.source!r}: {self.service} is rate limiting and asked to wait "
                         f"{delay:.0f} s; sync again later"
                     )
-                    raise ApiError(msg, response.status_code, rate_limited=True)
+                    raise ApiError(msg, response.status_code, rate_limited=True, transient=True)
                 log.info("%s: HTTP %s, retrying in %.1f s", self.service, response.status_code, delay)
-                self._sleep(delay)
+                self.sleep(delay)
                 attempt += 1
                 continue
             if delay is not None:
                 msg = (
                     f"source {self.source!r}: {self.service} still answered HTTP {response.status_code} "
-                    f"after {MAX_ATTEMPTS} attempts (rate limited or overloaded); sync again later"
+                    f"after {most} attempts (rate limited or overloaded); sync again later"
                 )
-                raise ApiError(msg, response.status_code, rate_limited=True)
+                raise ApiError(msg, response.status_code, rate_limited=True, transient=True)
             self._raise_for_status(response)
             return response
 
@@ -158,7 +191,7 @@ class ApiClient:
             wait = self._rate_limit_wait(response)
             if wait is not None:
                 return max(wait, backoff)
-        if response.status_code in _RETRY:
+        if response.status_code in self._retry_statuses:
             return retry_after(response.headers.get("retry-after"), backoff)
         return None
 

@@ -19,6 +19,18 @@ host is never followed, so the credentials never leave it.
 ids a request): every current page in the spaces. Trashed and deleted pages are not current, so
 they are pruned.
 
+Bad days: Confluence Cloud's edge answers 502 and 504 when it is overloaded; those are retried
+with back-off (honouring ``Retry-After``), and a sync that still meets them stops without
+pruning anything and says it will be tried again. A search expanding 50 bodies can take longer
+than the gateway waits (504, or a read timeout): the page of results is then halved, down to
+``MIN_PAGE_SIZE``, and the walk goes on from the same place.
+
+Expanding ancestors' read restrictions answers 404 for the whole request when one ancestor is a
+draft, outdated or trashed (a known Cloud bug). The page of results is then read again with the
+ancestors' ids only, and each ancestor's restrictions are read on their own
+(``/content/{id}/restriction/byOperation/read``, cached for the run); an ancestor whose
+restrictions cannot be read at all keeps its pages private. Either way the cursor moves on.
+
 One broken page (Confluence answers HTTP 500 when it cannot render a page's body or macros)
 fails a whole page of search results. The connector then lists that page of results without
 bodies and reads each page alone: the broken one becomes a ``LoadFailure`` (its old chunks stay
@@ -77,6 +89,13 @@ SEARCH_PATH = "/rest/api/content/search"
 # without expansions at 1,000; asking for more only returns the cap.
 PAGE_SIZE = 50
 ID_PAGE_SIZE = 1000
+# On a timeout the page of results is halved down to this; smaller pages cost more requests
+# than they save, and a single page that still times out is a real outage.
+MIN_PAGE_SIZE = 5
+# A big page that times out is retried once before it is halved (the halved page is retried fully).
+ATTEMPTS_BEFORE_SHRINKING = 2
+# Statuses Atlassian's edge answers when briefly overloaded; retried like 429 and 503.
+TRANSIENT = (502, 504)
 # Every level's read restrictions come with the page, so no request per page is needed for ACLs.
 EXPAND = (
     "body.storage",
@@ -87,6 +106,11 @@ EXPAND = (
     "restrictions.read.restrictions.group",
     "ancestors.restrictions.read.restrictions.user",
     "ancestors.restrictions.read.restrictions.group",
+)
+# Without the ancestors' restrictions: what the Cloud bug above leaves us to ask for.
+EXPAND_WITHOUT_ANCESTOR_RESTRICTIONS = (
+    *(e for e in EXPAND if not e.startswith("ancestors.")),
+    "ancestors",
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the cursor of a batch whose pages carry no times
 _ITEM_STATUSES_THAT_STOP = (401, 429, 503)  # credentials, rate limit, outage: not one page's fault
@@ -128,6 +152,7 @@ class ConfluenceConnector:
     # Injected by tests: a fast sleep for Retry-After, or a transport.
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
+    _restriction_cache: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> ConfluenceConnector:
@@ -231,6 +256,7 @@ class ConfluenceConnector:
             credential_hint=f"check {self.token_env}: an API token for {self.email}, not a password",
             sleep=self.sleep,
             transport=self.transport,
+            transient=TRANSIENT,
         )
 
     def _walk(
@@ -249,8 +275,10 @@ class ConfluenceConnector:
             if key in followed:  # a next link that repeats would loop forever
                 return
             followed.add(key)
-            # The next link repeats the query, but a page read without bodies must not set the rest.
-            path, query = step[0], {**step[1], **({"expand": params["expand"]} if "expand" in params else {})}
+            # The next link repeats the query, but a page read without bodies must not set the rest,
+            # and a page size shrunk after a timeout stays shrunk.
+            keep = {key: query[key] for key in ("expand", "limit") if key in query}
+            path, query = step[0], {**step[1], **keep}
 
     def _read_batch(
         self, client: ApiClient, path: str, query: dict[str, str]
@@ -261,7 +289,7 @@ class ConfluenceConnector:
         body; the results are then listed without bodies and each page is read on its own.
         """
         try:
-            answer = client.get_json(path, params=query)
+            answer = self._search(client, path, query)
             pages = _results(answer)
             base = self._site_base(answer)
             batch: Batch = [self._document(page, base) for page in pages]
@@ -278,14 +306,84 @@ class ConfluenceConnector:
         modified = [when for page in pages if (when := parse_time(_get(page, "version", "when")))]
         return answer, (batch, modified)
 
+    def _search(self, client: ApiClient, path: str, query: dict[str, str]) -> Any:
+        """One page of search results; on a timeout the page is halved (``query`` keeps the size)."""
+        while True:
+            limit = int(query.get("limit") or PAGE_SIZE)
+            shrinkable = limit > MIN_PAGE_SIZE
+            try:
+                return self._get_with_ancestors(
+                    client, path, query, ATTEMPTS_BEFORE_SHRINKING if shrinkable else None
+                )
+            except ApiError as exc:
+                if not (exc.timed_out and shrinkable):
+                    raise
+                query["limit"] = str(max(MIN_PAGE_SIZE, limit // 2))
+                log.warning(
+                    "%s: Confluence timed out on %d pages at once; asking for %s",
+                    self.name,
+                    limit,
+                    query["limit"],
+                )
+
+    def _get_with_ancestors(
+        self, client: ApiClient, path: str, query: dict[str, str], timeout_attempts: int | None = None
+    ) -> Any:
+        """A search or page read whose expansion includes ancestors' restrictions, bug or no bug."""
+        try:
+            return client.get_json(path, params=query, timeout_attempts=timeout_attempts)
+        except ApiError as exc:
+            if exc.status != 404 or "ancestors.restrictions" not in query.get("expand", ""):
+                raise
+        log.warning(
+            "%s: Confluence could not expand the ancestors' restrictions of %s (an ancestor is a draft "
+            "or in the trash); reading them one by one",
+            self.name,
+            path,
+        )
+        answer = client.get_json(
+            path,
+            params={**query, "expand": ",".join(EXPAND_WITHOUT_ANCESTOR_RESTRICTIONS)},
+            timeout_attempts=timeout_attempts,
+        )
+        pages = answer.get("results") if isinstance(answer, dict) and "results" in answer else [answer]
+        for page in pages if isinstance(pages, list) else []:
+            for ancestor in page.get("ancestors") or [] if isinstance(page, dict) else []:
+                if isinstance(ancestor, dict) and ancestor.get("id") is not None:
+                    restrictions = self._restrictions_of(client, str(ancestor["id"]))
+                    if restrictions is not None:
+                        ancestor["restrictions"] = {"read": restrictions}
+        return answer
+
+    def _restrictions_of(self, client: ApiClient, page_id: str) -> dict[str, Any] | None:
+        """One page's read restrictions, cached for the run; None when Confluence will not say."""
+        if page_id in self._restriction_cache:
+            return self._restriction_cache[page_id]
+        try:
+            found = client.get_json(
+                f"/rest/api/content/{quote(page_id, safe='')}/restriction/byOperation/read",
+                params={"expand": "restrictions.user,restrictions.group"},
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            log.warning(
+                "%s: the read restrictions of ancestor %s are gone; its pages stay private",
+                self.name,
+                page_id,
+            )
+            found = None
+        self._restriction_cache[page_id] = found if isinstance(found, dict) else None
+        return self._restriction_cache[page_id]
+
     def _read_one(self, client: ApiClient, page: dict, base: str) -> Document | LoadFailure | None:
         page_id = str(page.get("id", ""))
         try:
-            full = client.get_json(
-                f"/rest/api/content/{quote(page_id, safe='')}", params={"expand": ",".join(EXPAND)}
+            full = self._get_with_ancestors(
+                client, f"/rest/api/content/{quote(page_id, safe='')}", {"expand": ",".join(EXPAND)}
             )
         except ApiError as exc:
-            if exc.status in _ITEM_STATUSES_THAT_STOP:
+            if exc.status in _ITEM_STATUSES_THAT_STOP or exc.rate_limited:
                 raise
             if exc.status == 404:  # deleted since it was listed: list_ids will prune it
                 return None

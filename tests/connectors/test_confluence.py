@@ -392,3 +392,68 @@ def test_expired_token_fails_the_sync_and_prunes_nothing(
         wiki_app.sync_engine.sync(wiki_app.connector("wiki"))
     assert len(wiki_app.store.indexed_documents("wiki")) == 3
     assert "HTTP 401" in (wiki_app.sync_status.last("wiki").error or "")
+
+
+# -- the service on a bad day ---------------------------------------------------------------------
+
+
+def test_gateway_errors_are_retried_and_the_poll_goes_on(server: FakeConfluence, token: str) -> None:
+    ids = _handbook(server, 3)
+    server.overloads = [502, 502, 504]
+    sleeps: list[float] = []
+    batches = list(_connector(server, sleeps).poll(None))
+
+    assert [d.id for d in _documents(batches)] == ids
+    assert sleeps[:2] == [1.0, 2.0] and server.overloads == []  # doubling back-off, no header
+
+
+def test_an_overload_that_lasts_stops_the_sync_as_transient(server: FakeConfluence, token: str) -> None:
+    _handbook(server, 2)
+    server.overloads = [502] * 20
+    with pytest.raises(SourceError, match="HTTP 502") as raised:
+        list(_connector(server).poll(None))
+    assert getattr(raised.value, "transient", False)
+
+
+def test_timeouts_shrink_the_page_of_results(server: FakeConfluence, token: str) -> None:
+    ids = _handbook(server, 9)
+    server.times_out_above = 10
+    batches = list(_connector(server).poll(None))
+
+    assert sorted(d.id for d in _documents(batches)) == sorted(ids)
+    limits = [int(r["query"]["limit"]) for r in server.search_requests()]
+    assert limits[0] == 50 and limits[-1] <= 10
+
+
+def test_an_ancestor_the_expansion_cannot_read_does_not_wedge_the_source(
+    server: FakeConfluence, token: str
+) -> None:
+    parent = server.add("HR", "<p>HR home.</p>", read_users=["acc-1"], read_groups=["hr"])
+    stuck = server.add("Under a draft", "<p>Payroll dates.</p>", parent=parent.id)
+    after = server.add("Later page", "<p>Open to all.</p>")
+    server.ancestor_bug = {stuck.id}
+    connector = _connector(server, public=True)
+    batches = list(connector.poll(None))
+
+    documents = {d.id: d for d in _documents(batches)}
+    assert set(documents) == {parent.id, stuck.id, after.id}
+    # The ancestor's restrictions, read one by one, still hold the page.
+    assert documents[stuck.id].acl == Acl(
+        public=False, principals=frozenset({"confluence:user:acc-1", "confluence:group:hr"})
+    )
+    assert documents[after.id].acl.public
+    assert batches[-1][1] >= after.when.isoformat()  # the cursor moved past the stuck page
+
+
+def test_an_ancestor_whose_restrictions_are_gone_keeps_the_page_private(
+    server: FakeConfluence, token: str
+) -> None:
+    parent = server.add("Old", "<p>Old home.</p>")
+    stuck = server.add("Under it", "<p>Still here.</p>", parent=parent.id)
+    server.ancestor_bug = {stuck.id}
+    server.restrictions_gone = {parent.id}
+    batches = list(_connector(server, public=True).poll(None))
+
+    documents = {d.id: d for d in _documents(batches)}
+    assert documents[stuck.id].acl == Acl()  # cannot tell who may read it: private
+    assert documents[parent.id].acl.public

@@ -17,6 +17,17 @@ Only what ``expand`` asks for is returned (``body.storage``, ``version``, ``hist
 Requests need HTTP basic auth with ``email`` and ``token`` (else 401). ``rate_limited`` answers
 that many requests with 429 and ``Retry-After``; a page in ``broken`` makes every request that
 renders its body answer 500, as a page with a broken macro does. Every request is recorded.
+
+Overload and bugs the real service has, for the connector to survive:
+
+- ``overloads``: statuses (502, 504) answered, one each, to the next requests, with the HTML
+  body Atlassian's edge sends; ``times_out_above``: a search expanding bodies with a larger
+  ``limit`` answers 504, as a big expansion does on Cloud.
+- ``ancestor_bug``: pages whose ``ancestors.restrictions`` expansion answers 404 for the whole
+  request (a draft, outdated or trashed ancestor; a known Cloud bug that Onyx works around in
+  backend/onyx/connectors/confluence/onyx_confluence.py).
+- ``GET /wiki/rest/api/content/{id}/restriction/byOperation/read``: one page's read
+  restrictions (404 for pages that are not current, or listed in ``restrictions_gone``).
 """
 
 from __future__ import annotations
@@ -33,7 +44,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from tests.fakes.http_service import KeepAliveHandler, serve, server_url, shut_down, write_json
+from tests.fakes.http_service import (
+    KeepAliveHandler,
+    serve,
+    server_url,
+    shut_down,
+    write_body,
+    write_json,
+)
 
 CONTEXT = "/wiki"
 START_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -137,6 +155,10 @@ class FakeConfluence:
         self.max_limit: int | None = None  # a lower cap than Cloud's, to page small test spaces
         self.timezone = "UTC"  # the API user's profile time zone, in which CQL reads dates
         self.offsite_next = False  # answer a next link to another host (the connector must not follow)
+        self.overloads: list[int] = []
+        self.times_out_above: int | None = None
+        self.ancestor_bug: set[str] = set()
+        self.restrictions_gone: set[str] = set()
         self._clock = START_TIME
         self._ids = 100000
         self._lock = threading.Lock()
@@ -290,7 +312,13 @@ class FakeConfluence:
             found = [p for p in self.pages.values() if cql.matches(p)]
         if cql.descending is not None:
             found.sort(key=lambda p: (p.when, p.id), reverse=cql.descending)
+        # A big expansion takes Cloud longer than its gateway waits: HTTP 504.
+        # (developer.atlassian.com/cloud/confluence/rest/v1/intro/#expansion: "expand ... sparingly")
+        if self.times_out_above is not None and "body.storage" in expand and limit > self.times_out_above:
+            return 504, {"statusCode": 504, "message": "Gateway Timeout"}
         window = found[start : start + limit]
+        if self._hits_ancestor_bug(window, expand):
+            return 404, {"statusCode": 404, "message": "No content found with id: ContentId{id=0}"}
         if "body.storage" in expand and any(p.id in self.broken for p in window):
             return 500, {"statusCode": 500, "message": "java.lang.RuntimeException: could not render a macro"}
         links: dict[str, str] = {
@@ -315,11 +343,28 @@ class FakeConfluence:
             "_links": links,
         }
 
+    def _hits_ancestor_bug(self, pages: list[FakePage], expand: set[str]) -> bool:
+        # Expanding ancestors' restrictions 404s the whole request when one ancestor is a draft,
+        # outdated or trashed (Cloud bug; see Onyx onyx_confluence.py, "restrictions" fallback).
+        wants = any(e.startswith("ancestors.restrictions") for e in expand)
+        return wants and any(p.id in self.ancestor_bug for p in pages)
+
+    def _read_restriction(self, page_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        page = self.pages.get(page_id)
+        if page is None or page.status != "current" or page_id in self.restrictions_gone:
+            return 404, {"statusCode": 404, "message": f"No content found with id: ContentId{{id={page_id}}}"}
+        expand = {e for e in query.get("expand", "").split(",") if e}
+        found = self._restrictions(page, {f"read.{e}" for e in expand})
+        assert found is not None
+        return 200, found["read"]
+
     def _one(self, page_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         expand = {e for e in query.get("expand", "").split(",") if e}
         page = self.pages.get(page_id)
         if page is None or page.status != "current":
             return 404, {"statusCode": 404, "message": f"No content found with id: ContentId{{id={page_id}}}"}
+        if self._hits_ancestor_bug([page], expand):
+            return 404, {"statusCode": 404, "message": "No content found with id: ContentId{id=0}"}
         if page.id in self.broken and "body.storage" in expand:
             return 500, {"statusCode": 500, "message": "java.lang.RuntimeException: could not render a macro"}
         return 200, self._content(page, expand)
@@ -341,7 +386,13 @@ class FakeConfluence:
                     fake.requests.append({"path": parts.path, "query": query})
                     limited = fake.rate_limited > 0
                     fake.rate_limited -= 1 if limited else 0
-                if limited:
+                    overload = fake.overloads.pop(0) if fake.overloads and not limited else None
+                if overload is not None:
+                    # Atlassian's edge answers an overload with an HTML page, not JSON.
+                    # (developer.atlassian.com/cloud/confluence/rate-limiting/)
+                    body = f"<html><body><h1>{overload} Bad Gateway</h1></body></html>".encode()
+                    write_body(self, overload, {"Content-Type": "text/html"}, body)
+                elif limited:
                     self._json(429, {"message": "Rate limit exceeded"}, {"Retry-After": fake.retry_after})
                 elif not fake._authorised(self.headers.get("Authorization")):
                     self._json(
@@ -353,6 +404,10 @@ class FakeConfluence:
                     )
                 elif parts.path == f"{CONTEXT}/rest/api/content/search":
                     self._json(*fake._search(query))
+                elif match := re.fullmatch(
+                    rf"{CONTEXT}/rest/api/content/(\d+)/restriction/byOperation/read", parts.path
+                ):
+                    self._json(*fake._read_restriction(match.group(1), query))
                 elif match := re.fullmatch(rf"{CONTEXT}/rest/api/content/(\d+)", parts.path):
                     self._json(*fake._one(match.group(1), query))
                 else:
