@@ -2,21 +2,35 @@
 
 How it reads
 ------------
-``poll(cursor)`` asks ``POST /v1/search`` for pages, newest edit first (the search sorts by
-``last_edited_time`` either way; newest first lets it stop at the first page edited before the
-cursor instead of listing the whole workspace). The pages found are then read oldest first, in
-batches: each page's text comes from ``GET /v1/blocks/{id}/children``, paginated and recursive
-for blocks with children, and each batch's resume cursor is its newest ``last_edited_time``.
-Notion rounds those times down to the minute, so a poll re-reads the cursor's own minute; the
-engine finds those pages unchanged by content hash and embeds nothing.
+``/v1/search`` is documented as neither exhaustive nor immediately consistent, so it is a
+shortcut here, never the only word on what exists.
 
-``list_ids()`` pages through the same search without stopping: every page shared with the
-integration that is neither archived nor in the trash. A page archived or deleted upstream is
-therefore pruned.
+A first or ``--full`` sync (``poll(None)``) walks the workspace: it starts from the pages and
+databases the search lists (or from ``root_pages``), reads each page's blocks
+(``GET /v1/blocks/{id}/children``, paginated and recursive), follows every child page and child
+database block it meets, and lists each database's rows (``POST /v1/databases/{id}/query``).
+A page the search missed is found through its parent and indexed all the same.
+
+A later ``poll(cursor)`` asks the search for pages, newest edit first, and stops at the first
+page edited before the cursor; the pages found are read oldest first, in batches, and each
+batch's resume cursor is its newest ``last_edited_time``. Notion rounds those times down to the
+minute, so a poll re-reads the cursor's own minute; the engine finds those pages unchanged by
+content hash and embeds nothing. A page the search has not caught up with yet is read when it
+shows up there, or by the next ``--full`` sync.
+
+``list_ids()`` pages through the search: every page it lists that is neither archived nor in
+the trash. Because the search can miss a page, the engine then asks ``still_there(ids)`` about
+every indexed page the listing left out: each is looked up (``GET /v1/pages/{id}``) and pruned
+only when Notion answers 404 or shows it archived, in the trash or moved out of
+``root_pages``. A lookup that fails otherwise stops the sync and prunes nothing.
+
+Bad days: 429 waits for ``Retry-After``; 502, 504 and 529 (Notion overloaded) are retried with
+doubling back-off. A sync that still meets them stops, prunes nothing, and is marked as a
+transient failure that the next run retries.
 
 Text: paragraphs, headings (as Markdown headings), bulleted and numbered lists, to-dos, toggles,
 quotes, callouts, code, equations, tables and media captions, nested as in the page. Child pages
-and child databases are skipped here: they are pages of their own, found by the search. A page
+and child databases are pages of their own: they are followed, not inlined. A page
 whose blocks cannot be read (HTTP 500, a permission error) is a ``LoadFailure`` and the rest of
 the batch goes on; a page gone since it was listed (404) is left for pruning.
 
@@ -39,7 +53,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,13 +82,15 @@ MAX_DEPTH = 12  # nested blocks deeper than this are not read; real pages rarely
 MAX_BLOCKS = 20_000  # per page; bounds a runaway page (a giant pasted log) without stalling a sync
 MAX_PARENT_HOPS = 64  # a parent chain longer than this is treated as outside root_pages
 _ITEM_STATUSES_THAT_STOP = (401, 429, 503)  # credentials, rate limit, outage: not one page's fault
+# Statuses Notion answers when briefly overloaded (529) or slow (502, 504); retried like 429.
+TRANSIENT = (502, 504, 529)
 
 OPTIONS = {"token_env", "root_pages", "api_url", "notion_version"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ID = re.compile(r"([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})$")
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LIST_ITEMS = {"bulleted_list_item", "numbered_list_item", "to_do", "toggle"}  # children nest under them
-_SKIPPED = {"child_page", "child_database"}  # pages of their own (the search finds them)
+_SKIPPED = {"child_page", "child_database"}  # pages of their own: followed by the walk
 _CAPTIONED = {"image", "video", "file", "pdf", "audio", "bookmark", "embed"}
 
 
@@ -221,6 +238,9 @@ class NotionConnector:
         if cursor and since is None:
             log.warning("%s: ignoring the unreadable cursor %r; reading every page", self.name, cursor)
         with self._client() as client:
+            if since is None:
+                yield from self._walk_everything(client)
+                return
             found: list[dict] = []
             for page in self._search(client, direction="descending"):
                 edited = parse_time(page.get("last_edited_time"))
@@ -237,6 +257,99 @@ class NotionConnector:
         with self._client() as client:
             pages = list(self._search(client, direction="ascending"))
             yield from (page.id for page in self._listed(client, pages))
+
+    # -- the ConfirmsVanished capability: the search is not exhaustive ---------------------------
+
+    def still_there(self, ids: Sequence[str]) -> set[str]:
+        """Which indexed pages the search left out still exist (one lookup each)."""
+        present: list[_Listed] = []
+        with self._client() as client:
+            for page_id in ids:
+                listed = self._retrieve_page(client, page_id)
+                if listed is not None:
+                    present.append(listed)
+            if self.root_pages:
+                scope = _Scope(client, self.root_pages, {page.id: page.parent for page in present})
+                present = [page for page in present if scope.contains(page.id)]
+        if present:
+            log.info("%s: %d page(s) the search did not list still exist; kept", self.name, len(present))
+        return {page.id for page in present}
+
+    # -- the walk ---------------------------------------------------------------------------------
+
+    def _walk_everything(self, client: ApiClient) -> Iterator[tuple[Batch, str]]:
+        """Every page reachable from what the search lists (or from root_pages), oldest listed first."""
+        queue: deque[_Listed] = deque(
+            self._listed(client, reversed(list(self._search(client, "descending"))))
+        )
+        seen = {page.id for page in queue}
+        databases: deque[str] = deque()
+        if self.root_pages:
+            for root in self.root_pages:
+                if root not in seen and (listed := self._retrieve_page(client, root)) is not None:
+                    seen.add(root)
+                    queue.append(listed)
+        else:
+            databases.extend(self._search(client, "descending", kind="database", ids_only=True))
+        walked_databases: set[str] = set()
+        newest: datetime | None = None
+        group: list[_Listed] = []
+        batch: Batch = []
+        while queue or databases:
+            if not queue:
+                database = databases.popleft()
+                if database in walked_databases:
+                    continue
+                walked_databases.add(database)
+                for row in self._rows(client, database):
+                    if row.id not in seen:
+                        seen.add(row.id)
+                        queue.append(row)
+                continue
+            page = queue.popleft()
+            children: list[tuple[str, str]] = []
+            item = self._document(client, page, children)
+            for kind, child_id in children:
+                if kind == "database":
+                    databases.append(child_id)
+                elif child_id not in seen and (listed := self._retrieve_page(client, child_id)) is not None:
+                    seen.add(child_id)
+                    queue.append(listed)
+            group.append(page)
+            if item is not None:
+                batch.append(item)
+            newest = max(newest or page.edited, page.edited)
+            if len(group) >= self.batch_size:
+                yield batch, newest.isoformat()
+                group, batch = [], []
+        if group and newest is not None:
+            yield batch, newest.isoformat()
+
+    def _retrieve_page(self, client: ApiClient, page_id: str) -> _Listed | None:
+        """One page's metadata; None when it is gone, archived or in the trash."""
+        try:
+            page = client.get_json(f"/v1/pages/{quote(page_id, safe='-')}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _to_listed(page) if isinstance(page, Mapping) else None
+
+    def _rows(self, client: ApiClient, database_id: str) -> Iterator[_Listed]:
+        """A database's pages (its query lists them all, unlike the search)."""
+        path = f"/v1/databases/{quote(database_id, safe='-')}/query"
+        try:
+            for row in _paginate(
+                lambda cursor: client.post_json(path, _with_cursor({"page_size": PAGE_SIZE}, cursor))
+            ):
+                if row.get("object") == "page" and (listed := _to_listed(row)) is not None:
+                    yield listed
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            log.info(
+                "%s: database %s is not shared with the integration; skipping it", self.name, database_id
+            )
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -260,47 +373,43 @@ class NotionConnector:
             credential_hint=f"check {self.token_env}: the integration's secret, which may have been revoked",
             sleep=self.sleep,
             transport=self.transport,
+            transient=TRANSIENT,
         )
 
-    def _search(self, client: ApiClient, direction: str) -> Iterator[dict]:
+    def _search(
+        self, client: ApiClient, direction: str, kind: str = "page", *, ids_only: bool = False
+    ) -> Iterator[Any]:
         body: dict[str, Any] = {
-            "filter": {"property": "object", "value": "page"},
+            "filter": {"property": "object", "value": kind},
             "sort": {"timestamp": "last_edited_time", "direction": direction},
             "page_size": PAGE_SIZE,
         }
         for result in _paginate(lambda cursor: client.post_json("/v1/search", _with_cursor(body, cursor))):
-            if result.get("object") == "page":
+            if result.get("object") != kind:
+                continue
+            if not ids_only:
                 yield result
+            elif (object_id := normalise_id(str(result.get("id") or ""))) is not None:
+                yield object_id
 
     def _listed(self, client: ApiClient, pages: Iterable[dict]) -> list[_Listed]:
         """The pages found, in order, less those archived, in the trash or outside root_pages."""
-        listed: list[_Listed] = []
-        for page in pages:
-            page_id = normalise_id(str(page.get("id") or ""))
-            if page_id is None or page.get("archived") or page.get("in_trash"):
-                continue
-            url = page.get("url")
-            listed.append(
-                _Listed(
-                    id=page_id,
-                    edited=parse_time(page.get("last_edited_time")) or datetime.now(UTC),
-                    title=page_title(page) or "Untitled",
-                    url=url if isinstance(url, str) else f"https://www.notion.so/{page_id.replace('-', '')}",
-                    parent=_parent(page),
-                )
-            )
+        listed = [item for page in pages if (item := _to_listed(page)) is not None]
         if not self.root_pages:
             return listed
         # Parents listed by the same search need no lookup: note them all before walking any chain.
         scope = _Scope(client, self.root_pages, {page.id: page.parent for page in listed})
         return [page for page in listed if scope.contains(page.id)]
 
-    def _document(self, client: ApiClient, page: _Listed) -> Document | LoadFailure | None:
+    def _document(
+        self, client: ApiClient, page: _Listed, children: list[tuple[str, str]] | None = None
+    ) -> Document | LoadFailure | None:
+        """The page as a document; ``children`` collects its child pages and databases."""
         try:
             budget = [MAX_BLOCKS]
-            lines = self._lines(client, page.id, 0, budget)
+            lines = self._lines(client, page.id, 0, budget, children)
         except ApiError as exc:
-            if exc.status in _ITEM_STATUSES_THAT_STOP:
+            if exc.status in _ITEM_STATUSES_THAT_STOP or exc.rate_limited:
                 raise
             if exc.status == 404:  # deleted or unshared since it was listed: list_ids prunes it
                 log.info("%s: page %s is gone; skipping it", self.name, page.id)
@@ -322,7 +431,14 @@ class NotionConnector:
             acl=self.acl,
         )
 
-    def _lines(self, client: ApiClient, block_id: str, depth: int, budget: list[int]) -> list[str]:
+    def _lines(
+        self,
+        client: ApiClient,
+        block_id: str,
+        depth: int,
+        budget: list[int],
+        children: list[tuple[str, str]] | None = None,
+    ) -> list[str]:
         """Markdown lines of a block's children, read page by page, recursing into nested blocks."""
         lines: list[str] = []
         number = 0
@@ -335,14 +451,17 @@ class NotionConnector:
             budget[0] -= 1
             kind = str(block.get("type") or "")
             if kind in _SKIPPED:
+                found_id = normalise_id(str(block.get("id") or ""))
+                if children is not None and found_id is not None:
+                    children.append(("page" if kind == "child_page" else "database", found_id))
                 continue
             number = number + 1 if kind == "numbered_list_item" else 0
             lines += block_lines(block, number)
             child_id = str(block.get("id") or "")
             if block.get("has_children") and child_id and depth < MAX_DEPTH:
-                children = self._lines(client, child_id, depth + 1, budget)
+                nested = self._lines(client, child_id, depth + 1, budget, children)
                 indent = "  " if kind in _LIST_ITEMS else ""
-                lines += [indent + line if line else line for line in children]
+                lines += [indent + line if line else line for line in nested]
         return lines
 
 
@@ -378,11 +497,26 @@ class _Scope:
             try:
                 found = self._client.get_json(f"/v1/{collection}/{quote(object_id, safe='-')}")
             except ApiError as exc:
-                if exc.status in _ITEM_STATUSES_THAT_STOP:
+                if exc.status in _ITEM_STATUSES_THAT_STOP or exc.rate_limited:
                     raise
                 found = {}  # not shared with the integration: the chain ends outside the roots
             self._parents[object_id] = _parent(found) if isinstance(found, Mapping) else None
         return self._parents[object_id]
+
+
+def _to_listed(page: Mapping[str, Any]) -> _Listed | None:
+    """A page object as the walk and the batches need it; None when archived or in the trash."""
+    page_id = normalise_id(str(page.get("id") or ""))
+    if page_id is None or page.get("archived") or page.get("in_trash"):
+        return None
+    url = page.get("url")
+    return _Listed(
+        id=page_id,
+        edited=parse_time(page.get("last_edited_time")) or datetime.now(UTC),
+        title=page_title(page) or "Untitled",
+        url=url if isinstance(url, str) else f"https://www.notion.so/{page_id.replace('-', '')}",
+        parent=_parent(page),
+    )
 
 
 def _parent(item: Mapping[str, Any]) -> tuple[str, str] | None:

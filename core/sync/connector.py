@@ -28,6 +28,9 @@ Two optional declarations the engine honours, each a protocol of its own:
   poller whose cursor itself records the ids that failed, so they are retried. Without it
   (the default), the engine stops saving the cursor at the first failed document, and the
   next sync polls again from there.
+- ``ConfirmsVanished``: ``still_there(ids)`` for a poller whose ``list_ids`` may miss documents
+  that exist (Notion's search is not exhaustive). The engine asks it about every document it
+  would prune and prunes only those it does not confirm.
 """
 
 from __future__ import annotations
@@ -79,6 +82,15 @@ class HasSourceAcl(Protocol):
     """A source whose readers are set in config, the same for every document it yields."""
 
     acl: Acl
+
+
+@runtime_checkable
+class ConfirmsVanished(Protocol):
+    """A poller whose listing can miss documents; it checks those the engine would prune."""
+
+    def still_there(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` still exist (checked one by one); raises when it cannot tell."""
+        ...
 
 
 @runtime_checkable

@@ -27,6 +27,7 @@ from core.sync.chunking import ChunkingOptions, chunk_document
 from core.sync.connector import (
     Batch,
     CarriesFailuresInCursor,
+    ConfirmsVanished,
     Connector,
     HasSourceAcl,
     ListsRefs,
@@ -177,6 +178,8 @@ class SyncEngine:
         notify(Progress(report.source, 0, None, "listing"))
         # Listed only after polling, so a document created meanwhile is never pruned unseen.
         current = set(connector.list_ids())
+        if isinstance(connector, ConfirmsVanished) and (missing := set(indexed) - current):
+            current |= connector.still_there(sorted(missing))  # a listing that can miss: check first
         report.unchanged += len((current & indexed.keys()) - touched)  # not re-read: unchanged since
         self._prune(set(indexed) - current, report, notify)
 

@@ -16,6 +16,16 @@ are whole minutes, as Notion rounds them. ``rate_limited`` answers that many req
 ``rate_limited`` and ``Retry-After``; reading the blocks of a page in ``broken`` answers 500, and
 of one in ``unshared`` 404 (as after the page was unshared or deleted).
 Every request is recorded.
+
+- ``POST /v1/databases/{id}/query`` with ``page_size`` and ``start_cursor``: the database's
+  pages (not archived, not in the trash).
+- ``search_misses``: pages and databases the search does not return although they are shared;
+  the search "is not guaranteed to return everything" and is not immediately consistent
+  (developers.notion.com/reference/post-search). Walking block children and querying databases
+  still finds them.
+- ``overloads``: statuses answered, one each, to the next requests: 504 ``gateway_timeout``
+  (developers.notion.com/reference/status-codes) and 529, which Notion's edge answers when it is
+  overloaded (the overload Onyx's Notion connector retries).
 """
 
 from __future__ import annotations
@@ -150,6 +160,9 @@ class FakeNotion:
         self.retry_after = "3"
         self.broken: set[str] = set()
         self.unshared: set[str] = set()  # listed by the search, but their blocks answer 404
+        self.search_misses: set[str] = set()
+        self.overloads: list[int] = []
+        self.overload_prefix = "/"  # only requests under this path meet the overloads
         self._clock = START_TIME
         self._block_index: dict[str, tuple[Block, dict[str, Any], FakePage]] = {}
         self._lock = threading.Lock()
@@ -290,10 +303,20 @@ class FakeNotion:
         with self._lock:
             found: list[dict[str, Any]] = []
             if "page" in wanted:
-                pages = [p for p in self.pages.values() if not p.archived and not p.in_trash]
+                pages = [
+                    p
+                    for p in self.pages.values()
+                    if not p.archived and not p.in_trash and p.id not in self.search_misses
+                ]
                 if direction:
                     pages.sort(key=lambda p: (p.edited, p.id), reverse=direction == "descending")
                 found = [self._page_json(p) for p in pages]
+            if "database" in wanted:
+                found += [
+                    self._database_json(database_id)
+                    for database_id in self.databases
+                    if database_id not in self.search_misses
+                ]
         start = 0
         if body.get("start_cursor"):
             ids = [item["id"] for item in found]
@@ -349,24 +372,59 @@ class FakeNotion:
             "request_id": str(uuid.uuid4()),
         }
 
+    def _query_database(self, database_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        database_id = _dashed(database_id)
+        size = body.get("page_size", 100)
+        if not isinstance(size, int) or not 1 <= size <= 100:
+            return _error(
+                400, "validation_error", "body failed validation: body.page_size should be ≤ `100`."
+            )
+        with self._lock:
+            if database_id not in self.databases:
+                return _error(404, "object_not_found", f"Could not find database with ID: {database_id}.")
+            rows = [
+                self._page_json(p)
+                for p in self.pages.values()
+                if p.parent.get("database_id") == database_id and not p.archived and not p.in_trash
+            ]
+        start = 0
+        if body.get("start_cursor"):
+            ids = [row["id"] for row in rows]
+            if _dashed(str(body["start_cursor"])) not in ids:
+                return _error(400, "validation_error", "The start_cursor provided is invalid.")
+            start = ids.index(_dashed(str(body["start_cursor"])))
+        more = start + size < len(rows)
+        return 200, {
+            "object": "list",
+            "results": rows[start : start + size],
+            "next_cursor": rows[start + size]["id"] if more else None,
+            "has_more": more,
+            "type": "page_or_database",
+            "page_or_database": {},
+            "request_id": str(uuid.uuid4()),
+        }
+
+    def _database_json(self, object_id: str) -> dict[str, Any]:
+        database = self.databases[object_id]
+        return {
+            "object": "database",
+            "id": object_id,
+            "title": rich(database["title"]),
+            "parent": database["parent"],
+            "archived": False,
+            "in_trash": False,
+            "is_inline": False,
+            "properties": {"Name": {"id": "title", "name": "Name", "type": "title", "title": {}}},
+            "url": f"https://www.notion.so/{object_id.replace('-', '')}",
+        }
+
     def _retrieve(self, collection: str, object_id: str) -> tuple[int, dict[str, Any]]:
         object_id = _dashed(object_id)
         with self._lock:
             if collection == "pages" and object_id in self.pages:
                 return 200, self._page_json(self.pages[object_id])
             if collection == "databases" and object_id in self.databases:
-                database = self.databases[object_id]
-                return 200, {
-                    "object": "database",
-                    "id": object_id,
-                    "title": rich(database["title"]),
-                    "parent": database["parent"],
-                    "archived": False,
-                    "in_trash": False,
-                    "is_inline": False,
-                    "properties": {"Name": {"id": "title", "name": "Name", "type": "title", "title": {}}},
-                    "url": f"https://www.notion.so/{object_id.replace('-', '')}",
-                }
+                return 200, self._database_json(object_id)
             if collection == "blocks" and (found := self._find_block(object_id)):
                 block, parent, page = found
                 return 200, self._block_json(block, parent, page.edited)
@@ -393,7 +451,14 @@ class FakeNotion:
                     fake.requests.append({"method": method, "path": parts.path, "query": query, "body": body})
                     limited = fake.rate_limited > 0
                     fake.rate_limited -= 1 if limited else 0
-                if limited:
+                    overloaded = (
+                        fake.overloads and not limited and parts.path.startswith(fake.overload_prefix)
+                    )
+                    overload = fake.overloads.pop(0) if overloaded else None
+                if overload is not None:
+                    code = "gateway_timeout" if overload == 504 else "service_unavailable"
+                    self._json(*_error(overload, code, "Notion is temporarily unavailable."))
+                elif limited:
                     message = "You have been rate limited. Please try again in a few minutes."
                     self._json(*_error(429, "rate_limited", message), {"Retry-After": fake.retry_after})
                 elif self.headers.get("Authorization") != f"Bearer {fake.token}":
@@ -402,6 +467,8 @@ class FakeNotion:
                     self._json(*_error(400, "missing_version", "Notion-Version header failed validation."))
                 elif method == "POST" and parts.path == "/v1/search":
                     self._json(*fake._search(body))
+                elif method == "POST" and (match := re.fullmatch(r"/v1/databases/([^/]+)/query", parts.path)):
+                    self._json(*fake._query_database(match.group(1), body))
                 elif method == "GET" and (match := re.fullmatch(r"/v1/blocks/([^/]+)/children", parts.path)):
                     self._json(*fake._children(match.group(1), query))
                 elif method == "GET" and (
