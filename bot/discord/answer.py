@@ -9,14 +9,14 @@ from bot.discord.feedback import feedback_view
 from bot.discord.render import render_answer, split_message
 from bot.discord.streaming import Outbox, Sent, StreamedReply
 from core.answering.answers import Answer, Done, Question, Token
-from core.app import App
+from core.api import CoreAPI
 from core.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 
 async def answer_question(
-    app: App,
+    core: CoreAPI,
     question: Question,
     outbox: Outbox,
     *,
@@ -28,7 +28,7 @@ async def answer_question(
     reply = reply or StreamedReply(outbox)
     streamed = ""
     answer: Answer | None = None
-    async for event in app.assistant.astream(question):
+    async for event in core.stream(question):
         if isinstance(event, Token):
             streamed += event.text
             await reply.update(streamed)
@@ -40,7 +40,7 @@ async def answer_question(
     view = None
     try:
         await asyncio.to_thread(
-            app.feedback.record_answer, answer, question.text, platform="discord", user=user, channel=channel
+            core.record_answer, answer, question.text, platform="discord", user=user, channel=channel
         )
         view = feedback_view(answer.id)
     except ServiceUnavailable as exc:

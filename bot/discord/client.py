@@ -27,8 +27,8 @@ from bot.discord.errors import tell_channel
 from bot.discord.outbox import ChannelOutbox
 from bot.discord.render import no_mentions
 from bot.discord.streaming import EDIT_INTERVAL_S, StreamedReply
-from bot.discord.sync import SyncTracker
 from core.answering.access import ChannelPolicy
+from core.api import CoreAPI
 from core.app import App
 from core.errors import ConfigError
 
@@ -63,11 +63,10 @@ class ArchivistBot(discord.Client):
         intents: discord.Intents | None = None,
     ) -> None:
         super().__init__(intents=intents or default_intents(), allowed_mentions=no_mentions())
-        self.app = app
+        self.core = CoreAPI(app)
         self.policy = ChannelPolicy.from_settings(app.settings.discord)
         self.conversations = Conversations()
         self.dm_roles = DmRoles()  # a DM asker's roles in shared servers, see dm_principals
-        self.syncs = SyncTracker()
         self.edit_interval_s = edit_interval_s
         self._sync_commands = sync_commands
         self.tree = commands.ArchivistTree(self)
@@ -78,7 +77,7 @@ class ArchivistBot(discord.Client):
         if self._sync_commands:
             await self.tree.sync()
             # Load the models now, not on the first question.
-            asyncio.get_running_loop().run_in_executor(None, lambda: self.app.assistant)
+            asyncio.get_running_loop().run_in_executor(None, self.core.warm_up)
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
@@ -101,7 +100,7 @@ class ArchivistBot(discord.Client):
         me = self.user
         if me is None or message.author.id == me.id:
             return False
-        if message.author.bot and self.app.settings.discord.ignore_bots:
+        if message.author.bot and self.core.settings.discord.ignore_bots:
             return False
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return False
@@ -144,7 +143,7 @@ class ArchivistBot(discord.Client):
                 groups=groups,
             )
             _, sent = await answer_question(
-                self.app,
+                self.core,
                 question,
                 outbox,
                 user=str(message.author.id),
@@ -156,7 +155,7 @@ class ArchivistBot(discord.Client):
 
     def _starts_thread(self, message: discord.Message) -> bool:
         """A new question in a plain text channel, when threads are configured for it."""
-        settings = self.app.settings.discord
+        settings = self.core.settings.discord
         wanted = settings.reply_in_thread or str(message.channel.id) in settings.reply_in_thread_channels
         return wanted and isinstance(message.channel, discord.TextChannel) and message.reference is None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import discord
@@ -19,11 +19,12 @@ from bot.discord.errors import tell_interaction
 from bot.discord.outbox import InteractionOutbox
 from bot.discord.render import no_mentions, split_message
 from bot.discord.streaming import StreamedReply
-from bot.discord.sync import SyncTracker, is_admin, report_line, summary
+from bot.discord.sync import PROGRESS_INTERVAL_S, is_admin, progress_text, report_line, summary
+from core.sync.engine import Progress
 
 if TYPE_CHECKING:
     from core.answering.access import ChannelPolicy
-    from core.app import App
+    from core.api import CoreAPI
 
 MAX_AUTOCOMPLETE = 25  # Discord shows at most 25 choices
 NOT_ADMIN = (
@@ -42,10 +43,9 @@ class CommandHost(Protocol):
     """What the commands need of the client they run in (``client.ArchivistBot``); named here
     so that this module does not import the client that imports it."""
 
-    app: App
+    core: CoreAPI
     policy: ChannelPolicy
     conversations: Conversations
-    syncs: SyncTracker
     edit_interval_s: float
 
 
@@ -85,7 +85,7 @@ async def ask(interaction: discord.Interaction, question: str) -> None:
     asked = _question(interaction, question, groups)
     outbox = InteractionOutbox(interaction)
     _, messages = await answer_question(
-        bot.app,
+        bot.core,
         asked,
         outbox,
         user=str(interaction.user.id),
@@ -99,7 +99,7 @@ async def ask(interaction: discord.Interaction, question: str) -> None:
 @app_commands.command(name="forget", description="Clear what I remember of this conversation.")
 async def forget(interaction: discord.Interaction) -> None:
     bot = _bot(interaction)
-    await asyncio.to_thread(bot.app.assistant.forget, _question(interaction, "forget"))
+    await asyncio.to_thread(bot.core.forget, _question(interaction, "forget"))
     await interaction.response.send_message(
         "Done: I've forgotten this conversation. The next question starts fresh.",
         ephemeral=True,
@@ -116,17 +116,16 @@ def _when(timestamp: float) -> str:
 )
 async def sources(interaction: discord.Interaction) -> None:
     bot = _bot(interaction)
-    service = bot.app.sync_service
     readable = None
     if interaction.guild_id is not None:
         channel = interaction.channel
         parent = channel.parent_id if isinstance(channel, discord.Thread) else interaction.channel_id
         readable = bot.policy.sources_for(str(parent))
     lines = []
-    for name in service.names:
+    for name in bot.core.source_names():
         if readable is not None and name not in readable:
             continue
-        report = await asyncio.to_thread(service.last_report, name)
+        report = await asyncio.to_thread(bot.core.last_report, name)
         if report is None:
             status = "never synced"
         elif report.error:
@@ -142,7 +141,7 @@ async def sources(interaction: discord.Interaction) -> None:
 
 
 async def _source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    names = ["all", *_bot(interaction).app.sync_service.names]
+    names = ["all", *_bot(interaction).core.source_names()]
     matching = [name for name in names if current.lower() in name.lower()]
     return [app_commands.Choice(name=name, value=name) for name in matching[:MAX_AUTOCOMPLETE]]
 
@@ -155,14 +154,13 @@ async def _source_choices(interaction: discord.Interaction, current: str) -> lis
 async def sync(interaction: discord.Interaction, source: str, full: bool = False) -> None:
     bot = _bot(interaction)
     if not is_admin(
-        bot.app.settings.discord, interaction.user, interaction.permissions if interaction.guild_id else None
+        bot.core.settings.discord, interaction.user, interaction.permissions if interaction.guild_id else None
     ):
         await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
         return
-    service = bot.app.sync_service
-    names = service.resolve([source.strip()])  # unknown names fail here, before any work
+    names = bot.core.resolve_sources([source.strip()])  # unknown names fail here, before any work
     await interaction.response.defer(thinking=True)
-    busy = [name for name in names if name in bot.syncs.running]
+    busy = [name for name in names if name in bot.core.running_syncs()]
     if busy:
         await interaction.followup.send(
             f"A sync of {', '.join(busy)} is already running; see /sync-status.",
@@ -172,12 +170,12 @@ async def sync(interaction: discord.Interaction, source: str, full: bool = False
     outbox = InteractionOutbox(interaction)
     progress = await outbox.send(f"⏳ Syncing {', '.join(names)}…")
 
-    async def show(text: str) -> None:
+    async def show(now: Mapping[str, Progress | None]) -> None:
         if not outbox.expired():
-            await progress.edit(content=text, allowed_mentions=no_mentions())
+            await progress.edit(content=progress_text(now), allowed_mentions=no_mentions())
 
-    outcomes, elapsed = await bot.syncs.run(service, names, full=full, show=show)
-    final = summary(outcomes, elapsed)
+    run = await bot.core.sync(names, full=full, show=show, interval_s=PROGRESS_INTERVAL_S)
+    final = summary(run.outcomes, run.elapsed_s)
     for index, part in enumerate(split_message(final)):
         if index == 0 and not outbox.expired():
             await progress.edit(content=part, allowed_mentions=no_mentions())
@@ -191,15 +189,14 @@ async def sync(interaction: discord.Interaction, source: str, full: bool = False
 async def sync_status(interaction: discord.Interaction) -> None:
     bot = _bot(interaction)
     if not is_admin(
-        bot.app.settings.discord, interaction.user, interaction.permissions if interaction.guild_id else None
+        bot.core.settings.discord, interaction.user, interaction.permissions if interaction.guild_id else None
     ):
         await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
         return
-    service = bot.app.sync_service
+    running = bot.core.running_syncs()
     lines = []
-    for name in service.names:
-        running = bot.syncs.progress_text([name])
-        report = await asyncio.to_thread(service.last_report, name)
+    for name in bot.core.source_names():
+        report = await asyncio.to_thread(bot.core.last_report, name)
         last = (
             "never synced"
             if report is None
@@ -207,7 +204,7 @@ async def sync_status(interaction: discord.Interaction) -> None:
         )
         if report is not None and report.error:
             last += f" (stopped: {report.error})"
-        lines.append(running or f"• **{name}**: {last}")
+        lines.append(progress_text({name: running[name]}) if name in running else f"• **{name}**: {last}")
     text = "\n".join(lines) if lines else "No sources are configured."
     parts = split_message(f"**Sync status**\n{text}")
     await interaction.response.send_message(parts[0], ephemeral=True, allowed_mentions=no_mentions())

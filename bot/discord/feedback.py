@@ -17,7 +17,8 @@ import discord
 
 from bot.discord.errors import tell_interaction
 from bot.discord.render import no_mentions
-from core.answering.feedback import MAX_COMMENT_CHARS, FeedbackStore
+from core.answering.feedback import MAX_COMMENT_CHARS
+from core.api import CoreAPI
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ _ANSWER_ID = r"[0-9a-f]{32}"
 COMMENT_LIMIT = min(MAX_COMMENT_CHARS, 4000)  # Discord caps a text input at 4,000 characters
 
 
-def _store(interaction: discord.Interaction) -> FeedbackStore:
-    return interaction.client.app.feedback  # type: ignore[attr-defined]
+def _store(interaction: discord.Interaction) -> CoreAPI:
+    return interaction.client.core  # type: ignore[attr-defined, no-any-return]
 
 
 class VoteButton(

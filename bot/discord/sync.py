@@ -1,21 +1,19 @@
-"""Admin syncs from Discord: who may run them, progress while they run, the summary after.
+"""Admin syncs from Discord: who may run them, and how progress and the summary read.
 
-The sync itself is ``SyncService.sync_many`` in a worker thread (it embeds and
-writes; the event loop must stay free). Its progress callback only stores the
-latest ``Progress``; the loop shows it every ``PROGRESS_INTERVAL_S``.
+The sync itself, and its progress, come from the core's one sync-with-progress call
+(``CoreAPI.sync``), which Slack's `/archivist sync` uses too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
 
 import discord
 
+from core.api import describe_progress
 from core.settings import DiscordSettings
 from core.sync.engine import Progress
-from core.sync.service import SyncOutcome, SyncService
+from core.sync.service import SyncOutcome
 from core.sync.status import SyncReport
 
 # Progress edits: often enough to look alive, rarely enough for Discord's edit limits.
@@ -34,64 +32,8 @@ def is_admin(
     return any(str(role.id) in settings.admin_roles for role in roles)
 
 
-class SyncTracker:
-    """Syncs this bot is running now, with their latest progress (for /sync-status)."""
-
-    def __init__(self) -> None:
-        self.running: dict[str, Progress | None] = {}
-
-    def progress_text(self, names: Sequence[str]) -> str:
-        lines = []
-        for name in names:
-            if name not in self.running:
-                continue
-            lines.append(f"⏳ **{name}**: {describe_progress(self.running[name])}")
-        return "\n".join(lines)
-
-    async def run(
-        self,
-        service: SyncService,
-        names: Sequence[str],
-        *,
-        full: bool,
-        show: Callable[[str], Awaitable[object]],
-        interval_s: float = PROGRESS_INTERVAL_S,
-    ) -> tuple[list[SyncOutcome], float]:
-        """Sync ``names`` in a thread, calling ``show`` with progress text now and then."""
-        started = time.monotonic()
-        for name in names:
-            self.running[name] = None
-
-        def on_progress(progress: Progress) -> None:  # called in the worker thread
-            self.running[progress.source] = progress
-
-        work = asyncio.ensure_future(
-            asyncio.to_thread(service.sync_many, names, full=full, progress=on_progress)
-        )
-        shown = ""
-        try:
-            while True:
-                done, _ = await asyncio.wait({work}, timeout=interval_s)
-                if done:
-                    break
-                text = self.progress_text(names)
-                if text and text != shown:
-                    await show(text)
-                    shown = text
-            return work.result(), time.monotonic() - started
-        finally:
-            for name in names:
-                self.running.pop(name, None)
-
-
-def describe_progress(progress: Progress | None) -> str:
-    if progress is None:
-        return "starting…"
-    if progress.stage == "listing":
-        return "listing documents…"
-    if progress.total:
-        return f"{progress.stage} {progress.done}/{progress.total} documents…"
-    return f"{progress.stage} ({progress.done} documents so far)…"
+def progress_text(progress: Mapping[str, Progress | None]) -> str:
+    return "\n".join(f"⏳ **{name}**: {describe_progress(update)}" for name, update in progress.items())
 
 
 def report_line(report: SyncReport) -> str:

@@ -3,13 +3,14 @@
 Admins are the user ids in ``[slack] admins`` and, when enabled, the workspace's
 own admins (``users.info`` → ``is_admin``). A sync runs in a worker thread
 through the core's SyncService; its progress and final summary (added, updated,
-deleted, failed, time) arrive in the admin's DM with Archivist.
+deleted, failed, time) arrive in the admin's DM with Archivist. The sync and its
+progress come from the core's one sync-with-progress call (``CoreAPI.sync``), which
+Discord's /sync uses too; this module only words and posts them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -20,16 +21,15 @@ from bot.slack import blocking
 from bot.slack.failures import log_failure, user_message
 from bot.slack.render import notice
 from bot.slack.safety import neutralize
+from core.api import PROGRESS_INTERVAL_S, describe_progress
 from core.sync.engine import Progress
 from core.sync.service import SyncOutcome
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
-    from core.app import App
+    from core.api import CoreAPI
 
-# Progress edits: often enough to show life, rarely enough for chat.update's rate limit.
-PROGRESS_INTERVAL_S = 3.0
 HELP = (
     "*Archivist admin commands*\n"
     "• `/archivist sync SOURCE` or `/archivist sync all`: bring the index in line with the sources\n"
@@ -44,7 +44,11 @@ REFUSAL = (
 
 class AdminHandlers:
     def __init__(
-        self, core: App, *, workspace_admins: bool = False, progress_interval_s: float = PROGRESS_INTERVAL_S
+        self,
+        core: CoreAPI,
+        *,
+        workspace_admins: bool = False,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
     ) -> None:
         self._core = core
         self._admins = set(core.settings.slack.admins)
@@ -89,33 +93,32 @@ class AdminHandlers:
     # -- status and sources --------------------------------------------------
 
     def status_text(self) -> str:
-        service = self._core.sync_service
+        names = self._core.source_names()
         lines = ["*Last sync of each source*"]
-        for name in service.names:
-            report = service.last_report(name)
+        for name in names:
+            report = self._core.last_report(name)
             lines.append(
                 f"• {neutralize(report.summary()) if report else f'{neutralize(name)}: never synced'}"
             )
-        return "\n".join(lines) if service.names else "No sources are configured."
+        return "\n".join(lines) if names else "No sources are configured."
 
     def sources_text(self) -> str:
-        service = self._core.sync_service
+        names = self._core.source_names()
         lines = ["*Configured sources*"]
-        for name in service.names:
-            connector = self._core.connector(name)
-            chunks = self._core.store.count(name)
+        for name in names:
+            info = self._core.source_info(name)
             lines.append(
-                f"• *{neutralize(name)}* ({neutralize(connector.kind)}): {neutralize(connector.describe())}"
-                f", {chunks:,} chunks"
+                f"• *{neutralize(name)}* ({neutralize(info.kind)}): {neutralize(info.description)}"
+                f", {info.chunks:,} chunks"
             )
-        return "\n".join(lines) if service.names else "No sources are configured."
+        return "\n".join(lines) if names else "No sources are configured."
 
     # -- sync ----------------------------------------------------------------
 
     async def sync(self, client: AsyncWebClient, respond: AsyncRespond, user: str, args: list[str]) -> None:
         full = "--full" in args
         names = await blocking.quick(
-            self._core.sync_service.resolve, [a for a in args if a != "--full"] or ["all"]
+            self._core.resolve_sources, [a for a in args if a != "--full"] or ["all"]
         )
         listed = ", ".join(names)
         await _say(respond, f"Syncing {neutralize(listed)}; I'll report progress and the summary in our DM.")
@@ -123,24 +126,12 @@ class AdminHandlers:
             channel=user, text=f":arrows_counterclockwise: Syncing {neutralize(listed)}…"
         )
         channel, ts = str(top["channel"]), str(top["ts"])
-        started = time.monotonic()
-        latest: dict[str, Progress] = {}
-        loop = asyncio.get_running_loop()
 
-        def progress(update: Progress) -> None:  # called from the sync thread
-            loop.call_soon_threadsafe(latest.__setitem__, "now", update)
+        async def show(progress: Mapping[str, Progress | None]) -> None:
+            await client.chat_update(channel=channel, ts=ts, text=progress_text(progress))
 
-        work = asyncio.ensure_future(
-            blocking.long(self._core.sync_service.sync_many, names, full=full, progress=progress)
-        )
-        shown = ""
         try:
-            while not work.done():
-                await asyncio.wait({work}, timeout=self._interval_s)
-                if latest and (text := _progress_text(latest["now"])) != shown:
-                    await client.chat_update(channel=channel, ts=ts, text=text)
-                    shown = text
-            outcomes = work.result()
+            run = await self._core.sync(names, full=full, show=show, interval_s=self._interval_s)
         except Exception as exc:  # noqa: BLE001 - the sync's own boundary: tell the admin in the DM
             log_failure(exc, f"syncing {listed}")
             await client.chat_update(channel=channel, ts=ts, text=f":x: Sync of {neutralize(listed)} failed.")
@@ -148,19 +139,21 @@ class AdminHandlers:
                 channel=channel, thread_ts=ts, **notice(user_message(exc)).as_kwargs()
             )
             return
-        elapsed = time.monotonic() - started
-        ok = all(outcome.ok for outcome in outcomes)
-        icon = ":white_check_mark:" if ok else ":warning:"
+        icon = ":white_check_mark:" if run.ok else ":warning:"
         await client.chat_update(
-            channel=channel, ts=ts, text=f"{icon} Sync of {neutralize(listed)} finished in {elapsed:.1f}s."
+            channel=channel,
+            ts=ts,
+            text=f"{icon} Sync of {neutralize(listed)} finished in {run.elapsed_s:.1f}s.",
         )
-        await client.chat_postMessage(channel=channel, thread_ts=ts, text=summary_text(outcomes))
+        await client.chat_postMessage(channel=channel, thread_ts=ts, text=summary_text(run.outcomes))
 
 
-def _progress_text(update: Progress) -> str:
-    total = f"/{update.total}" if update.total else ""
-    return f":arrows_counterclockwise: Syncing {neutralize(update.source)}"
-    f": {update.stage}, {update.done}{total} documents"
+def progress_text(progress: Mapping[str, Progress | None]) -> str:
+    """One line per source: where its sync stands, with counts once they are known."""
+    return "\n".join(
+        f":arrows_counterclockwise: Syncing {neutralize(name)}: {describe_progress(update)}"
+        for name, update in progress.items()
+    )
 
 
 def summary_text(outcomes: list[SyncOutcome]) -> str:

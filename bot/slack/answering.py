@@ -8,7 +8,7 @@ placeholder with a short, honest message: never silence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,39 +18,34 @@ from bot.slack.claims import FollowedThreads
 from bot.slack.failures import log_failure, user_message
 from bot.slack.render import answer_messages, notice
 from bot.slack.streaming import UPDATE_INTERVAL_S, StreamingReply
-from core.answering.answers import Answer, Done, Question, Token
+from core.answering.answers import Answer, Question
 from core.errors import ArchivistError
 
 if TYPE_CHECKING:
-    from core.app import App
+    from core.api import CoreAPI
 
 PLATFORM = "slack"
 
 
 class Answerer:
-    def __init__(self, core: App, threads: FollowedThreads, *, interval_s: float = UPDATE_INTERVAL_S) -> None:
+    def __init__(
+        self, core: CoreAPI, threads: FollowedThreads, *, interval_s: float = UPDATE_INTERVAL_S
+    ) -> None:
         self._core = core
         self._threads = threads
         self._interval_s = interval_s
 
-    async def generate(self, question: Question, on_token: Callable[[str], object] | None = None) -> Answer:
+    async def generate(
+        self, question: Question, on_token: Callable[[str], Awaitable[object]] | None = None
+    ) -> Answer:
         """The final answer; ``on_token`` is awaited with each piece as it arrives."""
-        answer: Answer | None = None
-        async for event in self._core.assistant.astream(question):
-            if isinstance(event, Token) and on_token is not None:
-                await on_token(event.text)  # type: ignore[misc]
-            elif isinstance(event, Done):
-                answer = event.answer
-        if answer is None:
-            msg = "the answer stream ended without an answer"
-            raise RuntimeError(msg)
-        return answer
+        return await self._core.answer(question, on_token)
 
     async def record(self, answer: Answer, question: str, *, user: str, channel: str) -> None:
         """Keep the answer for 👍/👎; a feedback store that is down must not cost the answer."""
         try:
             await blocking.quick(
-                self._core.feedback.record_answer,
+                self._core.record_answer,
                 answer,
                 question,
                 platform=PLATFORM,

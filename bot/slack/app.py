@@ -41,6 +41,7 @@ from bot.slack.failures import log_failure
 from bot.slack.feedback import FeedbackHandlers
 from bot.slack.server import EVENTS_PATH, build_web_app
 from bot.slack.streaming import UPDATE_INTERVAL_S
+from core.api import CoreAPI
 
 if TYPE_CHECKING:
     from core.app import App
@@ -83,6 +84,7 @@ def build_slack_app(
     tuning: Tuning = Tuning(),
 ) -> AsyncApp:
     client = client or web_client(credentials)
+    api = CoreAPI(core)
     bolt = AsyncApp(
         client=client,  # carries the bot token
         signing_secret=credentials.signing_secret,
@@ -91,16 +93,16 @@ def build_slack_app(
         request_verification_enabled=True,
         logger=logging.getLogger("archivist.slack.bolt"),
     )
-    redis_client = lambda: core.redis  # noqa: E731 - resolved lazily: Redis may start later or be down
+    redis_client = api.redis  # called when needed: Redis may start later or be down
     bolt.use(event_deduper(Once(redis_client, "archivist:slack:event", EVENT_TTL_S)))
-    threads = FollowedThreads(redis_client, core.settings.redis.history_ttl_s)
-    answerer = Answerer(core, threads, interval_s=tuning.stream_interval_s)
+    threads = FollowedThreads(redis_client, api.settings.redis.history_ttl_s)
+    answerer = Answerer(api, threads, interval_s=tuning.stream_interval_s)
     messages = Once(redis_client, "archivist:slack:answered", MESSAGE_TTL_S)
-    AskHandlers(core, answerer, messages, threads).register(bolt)
-    FeedbackHandlers(core).register(bolt)
+    AskHandlers(api, answerer, messages, threads).register(bolt)
+    FeedbackHandlers(api).register(bolt)
     AdminHandlers(
-        core,
-        workspace_admins=tuning.workspace_admins or core.settings.slack.workspace_admins,
+        api,
+        workspace_admins=tuning.workspace_admins or api.settings.slack.workspace_admins,
         progress_interval_s=tuning.progress_interval_s,
     ).register(bolt)
 

@@ -29,7 +29,7 @@ from core.errors import AccessDenied, InputError
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
-    from core.app import App
+    from core.api import CoreAPI
 
 # Messages with these subtypes are people writing; every other subtype (edits,
 # joins, bot posts, deletions) is not a question.
@@ -50,7 +50,7 @@ def strip_mentions(text: str, bot_user_id: str | None) -> str:
 
 
 class AskHandlers:
-    def __init__(self, core: App, answerer: Answerer, messages: Once, threads: FollowedThreads) -> None:
+    def __init__(self, core: CoreAPI, answerer: Answerer, messages: Once, threads: FollowedThreads) -> None:
         self._core = core
         self._settings = core.settings.slack
         self._policy = ChannelPolicy.from_settings(core.settings.slack)
@@ -247,7 +247,7 @@ class AskHandlers:
     # -- /ask answers, shared from what the feedback store recorded -------------
 
     def _shareable(self, answer_id: str, user: str) -> tuple[Answer, str]:
-        record = self._core.feedback.answer(answer_id)
+        record = self._core.answer_record(answer_id)
         if record is None or time.time() - record.at > SHARE_TTL_S:
             msg = "That answer is too old to share; ask again with /ask."
             raise InputError(msg)

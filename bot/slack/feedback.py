@@ -21,7 +21,7 @@ from bot.slack.render import VOTE_DOWN, VOTE_UP, notice
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
-    from core.app import App
+    from core.api import CoreAPI
 
 COMMENT_MODAL = "archivist_feedback_comment"
 _COMMENT_BLOCK = "comment"
@@ -32,7 +32,7 @@ THANKS_COMMENT = "Thanks, your comment was recorded; it helps improve the answer
 
 
 class FeedbackHandlers:
-    def __init__(self, core: App) -> None:
+    def __init__(self, core: CoreAPI) -> None:
         self._core = core
 
     def register(self, bolt: AsyncApp) -> None:
@@ -58,7 +58,7 @@ class FeedbackHandlers:
                 await client.views_open(
                     trigger_id=body["trigger_id"], view=comment_modal(answer_id, _where(body))
                 )
-            await blocking.quick(self._core.feedback.vote, answer_id, user, -1 if down else 1)
+            await blocking.quick(self._core.vote, answer_id, user, -1 if down else 1)
             await _tell(client, respond, body, THANKS_DOWN if down else THANKS_UP)
         except Exception as exc:  # noqa: BLE001 - the boundary for votes
             log_failure(exc, "recording a vote")
@@ -77,7 +77,7 @@ class FeedbackHandlers:
         if not comment or not meta.get("answer_id"):
             return
         try:
-            await blocking.quick(self._core.feedback.comment, meta["answer_id"], user, comment)
+            await blocking.quick(self._core.comment, meta["answer_id"], user, comment)
             text = THANKS_COMMENT
         except Exception as exc:  # noqa: BLE001 - the boundary for comments
             log_failure(exc, "recording a feedback comment")
