@@ -56,22 +56,42 @@ class StorageError(ArchivistError):
     """Local state (the index, locks, the embedded Redis) cannot be written."""
 
 
-def user_message(exc: ArchivistError) -> str:
-    """What a person in chat is told about an error: one table for every frontend.
+# One table for every frontend: error type -> (what a person in chat is told, what the
+# operator at the command line is told). Frontends add only their formatting (an emoji,
+# markup, "error: "). Chat users can't fix a config or a disk, so they are told whose move
+# it is; the operator can, so the CLI says what is wrong and, where it helps, when to retry.
+_WORDING: tuple[tuple[tuple[type[ArchivistError], ...], str, str], ...] = (
+    ((InputError, UnknownSourceError, AccessDenied), "{exc}", "{exc}"),
+    (
+        (ServiceUnavailable,),
+        "I can't answer right now: {exc}. Please try again in a minute, or tell an admin.",
+        "{exc} (try again once it is reachable)",
+    ),
+    (
+        (ModelError,),
+        "The language model failed while answering ({exc}). Please try again.",
+        "the language model failed: {exc}",
+    ),
+    (
+        (ConfigError,),
+        "Archivist is misconfigured: {exc}. An admin needs to fix the configuration.",
+        "{exc}",
+    ),
+    ((SourceError,), "A source could not be read: {exc}", "{exc}"),
+    (
+        (StorageError,),
+        "Archivist cannot write its data: {exc}. An admin needs to free space or fix permissions.",
+        "{exc}",
+    ),
+)
 
-    Frontends add only their formatting (an emoji, markup). Errors the person can fix
-    read as written; the others say whose move it is.
+
+def user_message(exc: BaseException, *, operator: bool = False) -> str:
+    """What a person is told about an error: in chat by default, at the CLI with ``operator``.
+
+    Errors the person can fix read as written; the others say whose move it is.
     """
-    if isinstance(exc, (InputError, UnknownSourceError, AccessDenied)):
-        return str(exc)
-    if isinstance(exc, ServiceUnavailable):
-        return f"I can't answer right now: {exc}. Please try again in a minute, or tell an admin."
-    if isinstance(exc, ModelError):
-        return f"The language model failed while answering ({exc}). Please try again."
-    if isinstance(exc, ConfigError):
-        return f"Archivist is misconfigured: {exc}. An admin needs to fix the configuration."
-    if isinstance(exc, SourceError):
-        return f"A source could not be read: {exc}"
-    if isinstance(exc, StorageError):
-        return f"Archivist cannot write its data: {exc}. An admin needs to free space or fix permissions."
-    return f"Sorry, that did not work: {exc}"
+    for types, chat, cli in _WORDING:
+        if isinstance(exc, types):
+            return (cli if operator else chat).format(exc=exc)
+    return f"{exc}" if operator else f"Sorry, that did not work: {exc}"

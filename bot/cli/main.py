@@ -19,7 +19,7 @@ import typer
 from bot.cli import ask, context, demo, evaluate, finetune, serve, sync
 from bot.cli.console import err
 from bot.cli.models import models_commands
-from core.errors import ArchivistError
+from core.errors import ArchivistError, user_message
 
 EXIT_ERROR = context.EXIT_ERROR  # the exit status of every error line
 
@@ -72,7 +72,7 @@ def main() -> None:
     try:
         app()
     except ArchivistError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {user_message(exc, operator=True)}", markup=False)
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # the disk, not the user: read-only or full data dir, a vanished file
         _report_unexpected(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), exc)

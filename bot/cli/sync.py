@@ -8,7 +8,7 @@ import typer
 
 from bot.cli import context
 from bot.cli.console import SyncProgressView, err, out, render_report, render_sources_table
-from core.errors import InputError, ServiceUnavailable, SourceError
+from core.errors import InputError, ServiceUnavailable, SourceError, user_message
 from core.sync.service import SyncBusy
 
 
@@ -40,7 +40,7 @@ def sync_now(names: list[str], full: bool) -> None:
             with SyncProgressView() as view:
                 report = service.sync(name, full=full, progress=view)
         except (SourceError, SyncBusy) as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {user_message(exc, operator=True)}", markup=False)
             broken = True
             continue
         render_report(report)

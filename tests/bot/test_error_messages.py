@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from bot.discord.errors import describe
@@ -42,3 +44,23 @@ def test_a_model_failure_says_what_failed_and_what_to_do() -> None:
     # Slack used to have no wording for this and said only "that did not work".
     text = slack_message(ModelError("timeout after 30 s"))
     assert "language model failed" in text and "try again" in text
+
+
+@pytest.mark.parametrize("exc", ERRORS, ids=lambda exc: type(exc).__name__)
+def test_the_cli_words_an_error_from_the_same_table_for_the_operator(exc: Exception) -> None:
+    line = user_message(exc, operator=True)
+    assert str(exc) in line
+    assert "tell an admin" not in line and "An admin needs" not in line  # the operator is the admin
+
+
+def test_the_cli_boundary_prints_the_tables_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    cli = importlib.import_module("bot.cli.main")  # the package re-exports main(), the function
+
+    def fail() -> None:
+        raise ModelError("the endpoint answered 500")
+
+    monkeypatch.setattr(cli, "app", fail)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == cli.EXIT_ERROR
+    assert capsys.readouterr().err.strip() == "error: the language model failed: the endpoint answered 500"
