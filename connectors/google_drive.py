@@ -1,17 +1,31 @@
 """Documents from Google Drive (API v3): Google Docs, Sheets and Slides, PDF, Word, Markdown, text, HTML.
 
 ``[connectors.NAME] type = "google_drive"``; options: ``folder_id`` (only this folder and its
-subfolders; default everything the token's account can see), ``drive_id`` (one shared drive),
-``api_url`` (``https://www.googleapis.com/drive/v3``; tests) and ``token_env``
-(``GOOGLE_DRIVE_TOKEN``, an OAuth 2.0 access token with the ``drive.readonly`` scope).
+subfolders; default everything the account can see, in My Drive and every shared drive),
+``drive_id`` (one shared drive), ``api_url`` (``https://www.googleapis.com/drive/v3``; tests),
+``credentials_env`` (``GOOGLE_DRIVE_CREDENTIALS``), ``delegate`` (a user's email, for a service
+account with domain-wide delegation) and ``token_env`` (``GOOGLE_DRIVE_TOKEN``).
+
+Credentials (see ``connectors/google_auth.py``): ``credentials_env`` names a variable holding a
+service account key or a refresh token (the JSON, or the path of its file); ``google-auth``
+renews the access token as it expires, so scheduled syncs keep working. Without it,
+``token_env`` may hold a bare access token (``drive.readonly`` scope), which expires after an
+hour: fine for a one-off sync, not for a worker.
+
+Every listing asks for ``corpora=allDrives`` with ``includeItemsFromAllDrives`` and
+``supportsAllDrives`` (or ``corpora=drive`` with ``driveId``): without them Drive searches only
+the account's own corpus and shared-drive files are never seen.
 
 Incremental by modified time: ``files.list`` with ``q = "trashed = false and modifiedTime >= T"``
-(plus ``'FOLDER' in parents`` for each folder under ``folder_id``), ``orderBy=modifiedTime``,
-``pageToken`` pagination. As for GitHub issues the listing asks again from the last timestamp
-after each page (keyset pages), and the position keeps the ids delivered at that timestamp, so
-files sharing a modified time are neither lost nor read twice, and a sync killed midway resumes
-after its last batch. Google Docs are exported as HTML (headings survive), Sheets as CSV (the
-first sheet, as Drive exports it) and Slides as text; other files are downloaded
+(plus ``'FOLDER' in parents`` for each folder under ``folder_id``), ``pageToken`` pagination.
+Drive documents that ``orderBy`` is ignored for accounts with very many files, so the order is
+not trusted: the whole window since the position is listed (about 1 KB of metadata per file;
+every file on a first sync) and sorted here by modified time and id. The position keeps the ids
+delivered at its timestamp, so files sharing a modified time are neither lost nor read twice,
+and a sync killed midway resumes after its last batch.
+
+Google Docs are exported as HTML (headings survive), Sheets as CSV (the first sheet, as Drive
+exports it) and Slides as text; other files are downloaded
 (``alt=media``) and parsed by type. Files of other types are skipped.
 
 Access comes from each file's permissions: ``anyone`` → public; ``user`` / ``group`` →
@@ -21,8 +35,10 @@ with ``permissions.list``, and a file whose permissions cannot be read is privat
 ``public`` / ``principals`` add to what Drive says. A permission change alone does not change a
 file's modified time, so it reaches the index with the file's next edit or a ``--full`` sync.
 
-Errors: 401 names ``token_env`` (access tokens expire after an hour); 429 and Google's 403
-``rateLimitExceeded`` / ``userRateLimitExceeded`` are retried with back-off; a file that cannot
+Errors: 401 names the credentials to fix; 429 and Google's 403 ``rateLimitExceeded`` /
+``userRateLimitExceeded`` are retried with back-off, and so are 500, 502 and 504 (Google's
+advice for ``backendError``); a sync that still meets them stops, prunes nothing and is marked
+as a transient failure; a file that cannot
 be read or exported (over Google's 10 MB export limit, say) is a ``LoadFailure``, retried on
 the next poll. ``list_ids`` lists every non-trashed file of a supported type, ids only.
 """
@@ -33,6 +49,7 @@ import csv
 import heapq
 import io
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +61,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.api_client import ApiClient, ApiError
+from connectors.google_auth import GoogleAuth, load_credentials
 from connectors.parsers import PARSERS, parse_file, parse_html, parse_markdown
 from connectors.saas import (
     Checkpoints,
@@ -69,7 +87,10 @@ from core.sync.connector import Batch
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://www.googleapis.com/drive/v3"
-OPTIONS = {"folder_id", "drive_id", "api_url", "token_env"}
+OPTIONS = {"folder_id", "drive_id", "api_url", "token_env", "credentials_env", "delegate"}
+# Google asks clients to retry these with exponential back-off
+# (developers.google.com/drive/api/guides/handle-errors#resolve_a_5xx_error).
+TRANSIENT = (500, 502, 504)
 BATCH_SIZE = 32
 PAGE_SIZE = 100  # listings that carry permissions; Drive allows up to 1000
 IDS_PAGE_SIZE = 1000
@@ -149,6 +170,8 @@ class GoogleDriveConnector:
     drive_id: str | None = None
     api_url: str = DEFAULT_API_URL
     token_env: str = "GOOGLE_DRIVE_TOKEN"
+    credentials_env: str = "GOOGLE_DRIVE_CREDENTIALS"
+    delegate: str | None = None
     kind: str = "google_drive"
     cursor_keeps_failures: ClassVar[bool] = True  # failed ids ride in the cursor and are retried
     sleep: Callable[[float], None] = time.sleep  # tests pass a fast one
@@ -168,6 +191,8 @@ class GoogleDriveConnector:
             drive_id=ids["drive_id"],
             api_url=url_option(options, "api_url", DEFAULT_API_URL),
             token_env=env_name_option(options, "token_env", "GOOGLE_DRIVE_TOKEN"),
+            credentials_env=env_name_option(options, "credentials_env", "GOOGLE_DRIVE_CREDENTIALS"),
+            delegate=_email_option(options, "delegate"),
         )
 
     def describe(self) -> str:
@@ -221,11 +246,28 @@ class GoogleDriveConnector:
     # -- listing --------------------------------------------------------------------------
 
     def _client(self) -> ApiClient:
-        token = token_from_env(
-            self.name,
-            self.token_env,
-            "an OAuth 2.0 access token with the drive.readonly scope (for example a service account's)",
-        )
+        credentials = load_credentials(self.name, self.credentials_env, delegate=self.delegate)
+        if credentials is not None:
+            return ApiClient(
+                self.name,
+                "Google Drive",
+                self.api_url,
+                auth=GoogleAuth(self.name, self.credentials_env, credentials),
+                credential_hint=(
+                    f"check {self.credentials_env}: the account needs the drive.readonly scope and "
+                    "the files shared with it (or domain-wide delegation for 'delegate')"
+                ),
+                sleep=self.sleep,
+                rate_limit_wait=drive_rate_limit_wait,
+                transient=TRANSIENT,
+            )
+        if not os.environ.get(self.token_env, "").strip():
+            msg = (
+                f"source {self.name!r}: set {self.credentials_env} to a service account key or a refresh "
+                f"token (JSON, or the path of its file), or {self.token_env} to an access token"
+            )
+            raise SourceError(msg)
+        token = token_from_env(self.name, self.token_env, "an OAuth 2.0 access token")
         return ApiClient(
             self.name,
             "Google Drive",
@@ -233,14 +275,20 @@ class GoogleDriveConnector:
             headers={"Authorization": f"Bearer {token}"},
             credential_hint=(
                 f"set {self.token_env} to a fresh OAuth access token with the drive.readonly scope "
-                "(access tokens expire after an hour)"
+                f"(access tokens expire after an hour: set {self.credentials_env} for renewable credentials)"
             ),
             sleep=self.sleep,
             rate_limit_wait=drive_rate_limit_wait,
+            transient=TRANSIENT,
         )
 
     def _scope(self) -> dict[str, str | int]:
-        params: dict[str, str | int] = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
+        # Without corpora=allDrives (and both flags) files.list searches only the user's corpus.
+        params: dict[str, str | int] = {
+            "supportsAllDrives": "true",
+            "includeItemsFromAllDrives": "true",
+            "corpora": "allDrives",
+        }
         if self.drive_id:
             params.update(corpora="drive", driveId=self.drive_id)
         return params
@@ -311,35 +359,20 @@ class GoogleDriveConnector:
         return heapq.merge(*streams, key=lambda f: str(f.get("modifiedTime", "")))
 
     def _since(self, api: ApiClient, q: str, start: Position) -> Iterator[dict[str, Any]]:
-        """Files matching q modified at or after the position, oldest first, by keyset pages."""
-        local = start
-        asked = local.since
-        params: dict[str, str | int] = {
-            **self._scope(),
-            "orderBy": "modifiedTime",
-            "pageSize": PAGE_SIZE,
-            "fields": f"nextPageToken,files({FILE_FIELDS})",
-        }
-        token: str | None = None
-        while True:
-            params["q"] = q + (f" and modifiedTime >= '{asked}'" if asked else "")
-            if token:
-                params["pageToken"] = token
-            else:
-                params.pop("pageToken", None)
-            page = api.get_json("/files", params=params)
-            for file in page.get("files") or []:
-                if not isinstance(file, dict) or not _STAMP.match(str(file.get("modifiedTime", ""))):
-                    continue
-                modified, file_id = str(file["modifiedTime"]), str(file.get("id", ""))
-                if local.is_new(modified, file_id):
-                    local = local.advanced(modified, file_id)
-                    yield file
-            token = page.get("nextPageToken")
-            if not token:
-                return
-            if local.since != asked:  # ask again from where we are: immune to shifting pages
-                asked, token = local.since, None
+        """Files matching q modified at or after the position, oldest first.
+
+        ``orderBy`` is ignored for very large accounts, so the window is listed whole and sorted here.
+        """
+        window = q + (f" and modifiedTime >= '{start.since}'" if start.since else "")
+        files = [
+            file
+            for file in self._list(api, window, f"files({FILE_FIELDS})", PAGE_SIZE)
+            if _STAMP.match(str(file.get("modifiedTime", "")))
+        ]
+        files.sort(key=lambda f: (str(f["modifiedTime"]), str(f.get("id", ""))))
+        for file in files:
+            if start.is_new(str(file["modifiedTime"]), str(file.get("id", ""))):
+                yield file
 
     # -- reading --------------------------------------------------------------------------
 
@@ -464,6 +497,14 @@ class GoogleDriveConnector:
                 if item is not None:
                     batch.append(item)
             yield from checkpoints.emit(batch)
+
+
+def _email_option(options: dict[str, object], key: str) -> str | None:
+    value = string_option(options, key)
+    if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        msg = f"'{key}' must be an email address, not {value!r}"
+        raise ValueError(msg)
+    return value
 
 
 def _parse_time(value: object) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def test_full_poll_reads_every_supported_type(
     assert polled.documents["docxLeave"].title == "Parental leave" and polled.documents["docxLeave"].text
     assert "Mondays" in polled.documents["mdNotes"].text
     listing = [r for r in drive.requests if r.path == "/files"][0]
-    assert listing.query["orderBy"] == "modifiedTime" and "trashed = false" in listing.query["q"]
+    assert "trashed = false" in listing.query["q"]
+    assert listing.query["corpora"] == "allDrives"  # My Drive and every shared drive
+    assert listing.query["includeItemsFromAllDrives"] == listing.query["supportsAllDrives"] == "true"
     assert "permissions" in listing.query["fields"]
 
 
@@ -154,7 +157,7 @@ def test_expired_token_names_the_variable(
         drain(make().poll(None))
     assert caught.value.status == 401
     monkeypatch.delenv("GOOGLE_DRIVE_TOKEN")
-    with pytest.raises(SourceError, match="GOOGLE_DRIVE_TOKEN is not set"):
+    with pytest.raises(SourceError, match="set GOOGLE_DRIVE_CREDENTIALS .* or GOOGLE_DRIVE_TOKEN"):
         list(make().list_ids())
 
 
@@ -312,3 +315,125 @@ def test_folder_id_reads_the_folder_tree_only(
 def test_bad_options_are_config_errors(options: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         build_connector("drive", ConnectorSettings(type="google_drive", **options), tmp_path)
+
+
+# -- what the real service adds: shared drives, ignored ordering, overloads, renewable credentials --
+
+
+def test_shared_drive_files_are_listed_with_the_rest(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    drive.add("Ops runbook.md", "text/markdown", "# Ops\n\nRestart it.", file_id="mdOps",
+              shared_drive="0AopsDrive", permissions=ANYONE)  # fmt: skip
+    assert set(drain(make().poll(None)).documents) == READABLE | {"mdOps"}
+    assert "mdOps" in set(make().list_ids())
+    one_drive = drain(make(drive_id="0AopsDrive").poll(None))
+    assert set(one_drive.documents) == {"mdOps"}
+
+
+def test_an_ignored_order_by_loses_no_file(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    pages = [  # more than a page, listed in Drive's own order
+        drive.add(f"page-{n:03d}.md", "text/markdown", f"# Page {n}\n\nText {n}.", permissions=ANYONE)
+        for n in range(150)
+    ]
+    drive.order_by_ignored = True
+    connector = make()
+    first = drain(connector.poll(None))
+    assert len(first.documents) == 156
+
+    drive.edit(pages[3].id, "# Edited\n\nNow about otters.")
+    drive.edit("mdNotes", "# Notes\n\nThe wifi now rotates on Fridays.")
+    second = drain(connector.poll(first.cursor))
+    assert set(second.documents) == {pages[3].id, "mdNotes"}
+
+
+def test_server_errors_are_retried(drive: FakeDrive, make: Callable[..., GoogleDriveConnector]) -> None:
+    connector = make()
+    drive.fail("/files", 502, times=1)
+    drive.fail("/files/docVPN/export", 500, times=1)
+    drive.fail("/files/pdfRefund", 504, times=1)
+    assert set(drain(connector.poll(None)).documents) == READABLE
+    assert len(connector.sleep) == 3
+
+
+def test_an_outage_stops_the_sync_as_transient_and_prunes_nothing(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    drive.fail("/files", 503)
+    with pytest.raises(ApiError) as stopped:
+        list(make().list_ids())
+    assert stopped.value.transient and "HTTP 503" in str(stopped.value)
+
+
+def _service_account(drive: FakeDrive, tmp_path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = "archivist@acme-project.iam.gserviceaccount.com"
+    drive.service_accounts[email] = key.public_key()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "acme-project",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1234",
+        "token_uri": f"{drive.base_url}/token",
+    }
+    path = tmp_path / "service-account.json"
+    path.write_text(json.dumps(info))
+    return path
+
+
+def test_a_service_account_key_reads_drive(
+    drive: FakeDrive,
+    make: Callable[..., GoogleDriveConnector],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GOOGLE_DRIVE_TOKEN")
+    monkeypatch.setenv("GOOGLE_DRIVE_CREDENTIALS", str(_service_account(drive, tmp_path)))
+    assert set(drain(make(delegate="ada@acme.example").poll(None)).documents) == READABLE
+    assert drive.token_grants[0]["who"].endswith("as ada@acme.example")  # domain-wide delegation
+    assert len(drive.token_grants) == 1  # one token for the whole sync
+
+
+def test_a_refresh_token_renews_an_expired_access_token(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOOGLE_DRIVE_TOKEN")
+    drive.refresh_tokens["1//refresh"] = ("client.apps.googleusercontent.com", "shh")
+    info = {
+        "type": "authorized_user",
+        "client_id": "client.apps.googleusercontent.com",
+        "client_secret": "shh",
+        "refresh_token": "1//refresh",
+        "token_uri": f"{drive.base_url}/token",
+    }
+    monkeypatch.setenv("GOOGLE_DRIVE_CREDENTIALS", json.dumps(info))
+    connector = make()
+    first = drain(connector.poll(None))
+    drive.expire_tokens()  # an hour later: the old access token answers 401
+    drive.edit("mdNotes", "# Notes\n\nFridays now.")
+    second = drain(connector.poll(first.cursor))
+    assert set(second.documents) == {"mdNotes"}
+    assert len(drive.token_grants) == 2
+
+
+def test_refused_credentials_say_which_variable(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = {"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "revoked",
+            "token_uri": f"{drive.base_url}/token"}  # fmt: skip
+    monkeypatch.setenv("GOOGLE_DRIVE_CREDENTIALS", json.dumps(info))
+    with pytest.raises(SourceError, match="Google refused the credentials in GOOGLE_DRIVE_CREDENTIALS"):
+        drain(make().poll(None))
+    monkeypatch.setenv("GOOGLE_DRIVE_CREDENTIALS", '{"type": "external_account"}')
+    with pytest.raises(SourceError, match="service account key"):
+        drain(make().poll(None))

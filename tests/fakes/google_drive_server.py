@@ -11,7 +11,21 @@
   403 ``exportSizeLimitExceeded`` for files marked too large.
 - ``GET /files/{id}/permissions``: paginated permissions.
 - Errors in Google's shape: ``{"error": {"code", "message", "errors": [{"reason"}], "status"}}``;
-  401 without the right ``Authorization: Bearer`` token.
+  401 without the right ``Authorization: Bearer`` token (the static ``token`` or one the token
+  endpoint issued and has not expired).
+- ``POST /token``: Google's OAuth 2.0 token endpoint (developers.google.com/identity/protocols/oauth2):
+  a refresh token grant for a registered ``(client_id, client_secret, refresh_token)``, or a
+  service account's signed JWT (``urn:ietf:params:oauth:grant-type:jwt-bearer``, RS256, checked
+  against the registered public key; ``sub`` is recorded for domain-wide delegation).
+
+Quirks of the real service:
+
+- Shared-drive files are listed only with ``corpora=allDrives`` (or ``corpora=drive`` and its
+  ``driveId``), ``includeItemsFromAllDrives=true`` and ``supportsAllDrives=true``; without them
+  ``files.list`` searches the user's corpus only
+  (developers.google.com/drive/api/guides/enable-shareddrives).
+- ``order_by_ignored``: ``orderBy`` is ignored, as for accounts with about a million files
+  (developers.google.com/drive/api/reference/rest/v3/files/list, ``orderBy``).
 """
 
 from __future__ import annotations
@@ -20,6 +34,8 @@ import base64
 import functools
 import json
 import re
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,11 +173,25 @@ def _requested(fields: str, inner: str = "files") -> set[str] | None:
     return {name for name in names if name}
 
 
+def _b64url(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
 @dataclass
 class FakeDrive(FakeService):
     token: str = TOKEN
     files: dict[str, DriveFile] = field(default_factory=dict)
     clock: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    order_by_ignored: bool = False
+    # The token endpoint: refresh tokens and service accounts it knows, and what it issued.
+    refresh_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> client id, secret
+    service_accounts: dict[str, Any] = field(default_factory=dict)  # client_email -> public key
+    issued: dict[str, str] = field(default_factory=dict)  # access token -> who it was issued to
+    token_grants: list[dict[str, str]] = field(default_factory=list)
+
+    def expire_tokens(self) -> None:
+        """Every issued access token stops working, as an hour later."""
+        self.issued.clear()
 
     def tick(self) -> str:
         self.clock += timedelta(seconds=1, milliseconds=250)
@@ -198,7 +228,10 @@ class FakeDrive(FakeService):
         return google_error(status, f"simulated HTTP {status}", reason)[2]
 
     def route(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        if request.path == "/token" and request.method == "POST":
+            return self._grant(request)
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if bearer != self.token and bearer not in self.issued:
             return google_error(401, "Request had invalid authentication credentials.", "authError")
         if request.path == "/files":
             return self._list(request)
@@ -244,6 +277,42 @@ class FakeDrive(FakeService):
             return data
         return {key: value for key, value in data.items() if key in wanted}
 
+    def _grant(self, request: Request) -> Response:
+        form = request.form()
+        grant = form.get("grant_type", "")
+        who = ""
+        if grant == "refresh_token":
+            known = self.refresh_tokens.get(form.get("refresh_token", ""))
+            if known and known == (form.get("client_id"), form.get("client_secret")):
+                who = f"refresh:{known[0]}"
+        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            who = self._check_assertion(form.get("assertion", ""))
+        if not who:
+            payload = {"error": "invalid_grant", "error_description": "Invalid grant: account not found"}
+            return json_response(400, payload)
+        self.token_grants.append({"grant_type": grant, "who": who})
+        access = "ya29." + secrets.token_urlsafe(16)
+        self.issued[access] = who
+        return json_response(200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"})
+
+    def _check_assertion(self, assertion: str) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        try:
+            head, body, signature = assertion.split(".")
+            claims = json.loads(_b64url(body))
+            key = self.service_accounts[claims["iss"]]
+            key.verify(_b64url(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except Exception:  # noqa: BLE001 - any malformed or forged assertion is an invalid grant
+            return ""
+        # The audience is always Google's token endpoint, wherever the JWT is posted.
+        if claims.get("aud") != "https://oauth2.googleapis.com/token" or claims.get("exp", 0) < time.time():
+            return ""
+        if "drive.readonly" not in str(claims.get("scope", "")):
+            return ""
+        return f"sa:{claims['iss']}" + (f" as {claims['sub']}" if claims.get("sub") else "")
+
     def _list(self, request: Request) -> Response:
         q = request.query.get("q", "")
         page_size = int(request.query.get("pageSize", 100))
@@ -253,8 +322,12 @@ class FakeDrive(FakeService):
             chosen = [f for f in self.files.values() if matches(q, f)] if q else list(self.files.values())
         except QueryError as exc:
             return google_error(400, f"Invalid Value: {exc}", "invalid")
+        chosen = [f for f in chosen if self._in_corpora(f, request.query)]
         if request.query.get("orderBy") == "modifiedTime":
-            chosen.sort(key=lambda f: f.modified)
+            # Ignored for very large accounts: the files come in whatever order Drive keeps them.
+            chosen.sort(
+                key=lambda f: f.id if self.order_by_ignored else f.modified, reverse=self.order_by_ignored
+            )
         elif request.query.get("orderBy"):
             return google_error(400, "Invalid orderBy", "invalid")
         start = 0
@@ -272,6 +345,17 @@ class FakeDrive(FakeService):
                 json.dumps({"q": q, "offset": start + page_size}).encode()
             ).decode()
         return json_response(200, payload)
+
+    @staticmethod
+    def _in_corpora(file: DriveFile, query: dict[str, str]) -> bool:
+        """Whether files.list searches where ``file`` lives (the user's corpus unless told otherwise)."""
+        corpora = query.get("corpora", "user")
+        if corpora == "drive":
+            return file.shared_drive is not None and file.shared_drive == query.get("driveId")
+        if file.shared_drive is None:
+            return True
+        every = query.get("includeItemsFromAllDrives") == "true" and query.get("supportsAllDrives") == "true"
+        return corpora == "allDrives" and every
 
     def _export(self, request: Request, file: DriveFile) -> Response:
         wanted = request.query.get("mimeType", "")
