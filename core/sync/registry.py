@@ -17,15 +17,22 @@ from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from core.settings import ConnectorSettings
     from core.sync.connector import Connector
 
 ENTRY_POINT_GROUP = "archivist.connectors"
+
+
+class SourceConfig(Protocol):
+    """What the registry reads of a source's settings (``core.settings.ConnectorSettings``); named
+    here so that settings, which asks this module whether a type exists, is not imported back."""
+
+    @property
+    def type(self) -> str: ...
 
 
 def connector_types() -> dict[str, EntryPoint]:
@@ -46,7 +53,7 @@ def check_type(type_name: str) -> str:
     return type_name
 
 
-def build_connector(name: str, settings: ConnectorSettings, data_dir: Path) -> Connector:
+def build_connector(name: str, settings: SourceConfig, data_dir: Path) -> Connector:
     """Build source ``name``; connectors keep any state of theirs (clones, caches) under ``data_dir``."""
     try:
         entry = connector_types()[check_type(settings.type)]
