@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from connectors.api_client import ApiClient, ApiError
-from connectors.github.common import Repo, github_rate_limit_wait, parse_time
+from connectors.github.common import TRANSIENT, Repo, github_rate_limit_wait, parse_time
 from connectors.github.discussions import (
     GraphQL,
     discussion_ids,
@@ -179,6 +179,7 @@ class GitHubConnector:
             ),
             sleep=self.sleep,
             rate_limit_wait=github_rate_limit_wait,
+            transient=TRANSIENT,
         )
 
     def _open(self, api: ApiClient) -> tuple[Repo, Head]:

@@ -18,6 +18,10 @@ BATCH_SIZE = 32
 PER_PAGE = 100  # the REST API's maximum page size
 # GitHub's advice for a secondary rate limit that names no wait: "wait for at least one minute".
 SECONDARY_LIMIT_WAIT_S = 60.0
+# A GraphQL answer naming the secondary rate limit (HTTP 200) is waited out this many times.
+SECONDARY_LIMIT_RETRIES = 3
+# GitHub's gateway answers these when a query runs long (GraphQL above all); retried with back-off.
+TRANSIENT = (502, 504)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ GraphQL has no "updated since" filter for discussions, only ``orderBy: {field: U
   either way, so a first poll killed midway resumes as a later poll would.
 
 GraphQL reports errors in the body (HTTP 200, ``{"errors": [...]}``); a missing repository or an
-exhausted rate limit stops the sync with a clear message. Up to 100 comments per page are read,
-more by paging each discussion's comments; replies are read up to ``REPLIES_PER_COMMENT``.
+exhausted rate limit stops the sync with a clear message. A secondary rate limit can arrive the
+same way (HTTP 200, a message and no ``type``): it is waited out (a minute, GitHub's advice) a
+few times, then stops the sync as a transient failure. 502 and 504 are retried by the client.
+Up to 100 comments per page are read, more by paging each discussion's comments; replies are
+read up to ``REPLIES_PER_COMMENT``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from connectors.api_client import ApiError
-from connectors.github.common import BATCH_SIZE, Repo, login, parse_time
+from connectors.github.common import (
+    BATCH_SIZE,
+    SECONDARY_LIMIT_RETRIES,
+    SECONDARY_LIMIT_WAIT_S,
+    Repo,
+    login,
+    parse_time,
+)
 from connectors.saas import Checkpoints, Position, note_outcome, stops_sync
 from core.documents import Document, LoadFailure
 from core.errors import SourceError
@@ -101,8 +111,12 @@ class GraphQL:
 
     def query(self, query: str, **variables: Any) -> dict[str, Any]:
         body = {"query": query, "variables": {"owner": self.owner, "name": self.name, **variables}}
-        answer = self.repo.api.post_json(self.url, body)
-        errors = answer.get("errors") if isinstance(answer, dict) else None
+        for attempt in range(SECONDARY_LIMIT_RETRIES + 1):
+            answer = self.repo.api.post_json(self.url, body)
+            errors = answer.get("errors") if isinstance(answer, dict) else None
+            if not errors or not _secondary_limit(errors) or attempt == SECONDARY_LIMIT_RETRIES:
+                break
+            self.repo.api.sleep(SECONDARY_LIMIT_WAIT_S)
         if errors:
             raise self._error(errors)
         repository = (answer.get("data") or {}).get("repository")
@@ -119,9 +133,23 @@ class GraphQL:
             return ApiError(
                 f"{where}: rate limit exhausted ({first}); sync again later", 200, rate_limited=True
             )
+        if _secondary_limit(errors):
+            return ApiError(
+                f"{where}: still held by a secondary rate limit ({first}); sync again later",
+                200,
+                rate_limited=True,
+                transient=True,
+            )
         if "NOT_FOUND" in kinds:
             return SourceError(f"{where}: {first}")
         return SourceError(f"{where} error: {first[:300]}")
+
+
+def _secondary_limit(errors: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(error, dict) and "secondary rate limit" in str(error.get("message", "")).lower()
+        for error in errors
+    )
 
 
 def poll_discussions(

@@ -86,14 +86,24 @@ def reload_issue(repo: Repo, number: str) -> Document | LoadFailure | None:
     try:
         issue = repo.api.get_json(f"{repo.rest}/issues/{number}")
     except ApiError as exc:
-        if exc.status in (404, 410):  # deleted, or transferred to another repository
+        if exc.status in (301, 404, 410):  # deleted, or transferred to another repository
             return None
         if stops_sync(exc):
             raise
         return repo.failure(issue_id(number), exc)
     if not isinstance(issue, dict) or "pull_request" in issue:
         return None
+    if not _belongs_to(repo, issue):  # transferred: GitHub redirected to its new repository
+        return None
     return issue_document(repo, issue)
+
+
+def _belongs_to(repo: Repo, issue: dict[str, Any]) -> bool:
+    """Whether an issue GitHub answered with is still this repository's (a transfer redirects)."""
+    home = issue.get("repository_url")
+    if isinstance(home, str) and home:
+        return home.rstrip("/").lower().endswith(f"/repos/{repo.full_name}".lower())
+    return True  # older GitHub Enterprise answers without it: the request path was this repository
 
 
 def issue_document(repo: Repo, issue: dict[str, Any]) -> Document | LoadFailure:

@@ -354,3 +354,56 @@ def test_config_file_keeps_owner_slash_name(tmp_path: Path) -> None:
     connector = build_connector("gh", settings.connectors["gh"], tmp_path)
     assert connector.repo == "acme/handbook"
     assert connector.describe() == "GitHub acme/handbook (default branch): Markdown, issues, discussions"
+
+
+# -- what the real service adds ---------------------------------------------------------------------
+
+
+def test_a_transferred_issue_is_not_indexed_under_this_repository(
+    github: FakeGitHub, make: Callable[..., GitHubConnector]
+) -> None:
+    github.add_issue("Printer on fire", "Third floor.")
+    github.comment_issue(1, "Still smoking.")
+    connector = make(discussions=False)
+    github.fail(f"{REPO}/issues/1/comments", 500, times=1)
+    first = drain(connector.poll(None))
+    assert "issue:1" in first.failures  # to be read again on the next poll
+
+    github.transfer_issue(1, "acme/facilities", 42)
+    second = drain(connector.poll(first.cursor))
+    assert not second.documents and not second.failures  # not followed to acme/facilities
+    assert "retry" not in second.state
+    assert "issue:1" not in set(connector.list_ids())  # gone from here: pruned
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_graphql_gateway_errors_are_retried(
+    github: FakeGitHub, make: Callable[..., GitHubConnector], status: int
+) -> None:
+    github.add_discussion("How do I reset the VPN?", "Asking for a friend.")
+    github.fail("/graphql", status, times=2)
+    connector = make(issues=False)
+    polled = drain(connector.poll(None))
+    assert any(item.startswith("discussion:") for item in polled.documents)
+    assert len(connector.sleep) == 2
+
+
+def test_a_graphql_secondary_rate_limit_in_an_ok_answer_is_waited_out(
+    github: FakeGitHub, make: Callable[..., GitHubConnector]
+) -> None:
+    github.add_discussion("How do I reset the VPN?", "Asking for a friend.")
+    github.graphql_secondary_limits = 1
+    connector = make(issues=False)
+    polled = drain(connector.poll(None))
+    assert any(item.startswith("discussion:") for item in polled.documents)
+    assert connector.sleep == [60.0]  # GitHub: wait at least a minute when no time is named
+
+
+def test_a_lasting_graphql_secondary_rate_limit_stops_the_sync_as_transient(
+    github: FakeGitHub, make: Callable[..., GitHubConnector]
+) -> None:
+    github.add_discussion("How do I reset the VPN?")
+    github.graphql_secondary_limits = 99
+    with pytest.raises(ApiError, match="secondary rate limit") as caught:
+        drain(make(issues=False).poll(None))
+    assert caught.value.rate_limited and caught.value.transient

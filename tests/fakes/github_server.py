@@ -14,6 +14,17 @@ GraphQL (``POST /graphql``): the connector's operations by name (``Discussions``
 ``DiscussionComments``, ``DiscussionNumbers``), answering ``{"data": ...}`` shaped like GitHub's
 schema, with opaque ``endCursor`` strings, ``orderBy`` UPDATED_AT ASC/DESC, and ``{"errors": [...]}``.
 
+Quirks of the real service:
+
+- ``transfer_issue(n, "other/repo", m)``: ``GET .../issues/n`` answers 301 to the issue's new
+  home, and the listing no longer has it ("If an issue was transferred ... the API returns
+  301", docs.github.com/rest/issues/issues#get-an-issue).
+- ``graphql_secondary_limits``: that many GraphQL requests answer HTTP 200 with an ``errors``
+  entry naming the secondary rate limit and no ``type`` (docs.github.com/graphql/overview/
+  rate-limits-and-node-limits-for-the-graphql-api#secondary-rate-limits).
+- ``fail("/graphql", 502)`` / ``504``: the GraphQL endpoint's gateway errors on heavy queries
+  (docs.github.com/graphql/overview/rate-limits-and-node-limits-for-the-graphql-api#timeouts).
+
 Commits are real git object ids (sha1 of "blob N\\0..."), so blob shas behave like GitHub's: the
 same content has the same sha in every commit. Time is a fake clock that moves a minute a tick.
 """
@@ -86,6 +97,8 @@ class FakeGitHub(FakeService):
     issues: dict[int, Issue] = field(default_factory=dict)
     discussions: dict[int, Discussion] = field(default_factory=dict)
     graphql_errors: list[dict[str, Any]] | None = None
+    graphql_secondary_limits: int = 0
+    transferred: dict[int, dict[str, Any]] = field(default_factory=dict)  # old number -> new issue
     clock: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
     # -- building the repository ---------------------------------------------------------
@@ -128,6 +141,19 @@ class FakeGitHub(FakeService):
             seen.add(current)
             current = self.commits[current].parent
         return seen
+
+    def transfer_issue(self, number: int, repo: str, new_number: int) -> None:
+        """Move an issue to another repository, as the "Transfer issue" button does."""
+        issue = self.issues.pop(number)
+        moved = self._issue_json(issue)
+        moved.update(
+            number=new_number,
+            repository_url=f"https://api.github.com/repos/{repo}",
+            html_url=f"https://github.com/{repo}/issues/{new_number}",
+            comments=0,
+            updated_at=self.tick(),
+        )
+        self.transferred[number] = moved
 
     def add_issue(self, title: str, body: str = "", **kwargs: Any) -> Issue:
         number = max([*self.issues, *self.discussions, 0]) + 1
@@ -177,6 +203,9 @@ class FakeGitHub(FakeService):
             if not authorization:
                 return json_response(401, {"message": "This endpoint requires you to be authenticated."})
             return self._graphql(request.json())
+        moved = re.match(r"^/repositories/moved/issues/(\d+)$", request.path)
+        if moved and int(moved.group(1)) in self.transferred:
+            return json_response(200, self.transferred[int(moved.group(1))])
         prefix = f"/repos/{OWNER}/{NAME}"
         if not request.path.startswith(prefix) or (self.private and not authorization):
             return json_response(404, {"message": "Not Found"})
@@ -330,6 +359,7 @@ class FakeGitHub(FakeService):
             "created_at": issue.created_at,
             "updated_at": issue.updated_at,
             "html_url": f"https://github.com/{OWNER}/{NAME}/issues/{issue.number}",
+            "repository_url": f"https://api.github.com/repos/{OWNER}/{NAME}",
         }
         if issue.pull_request:
             data["pull_request"] = {
@@ -351,6 +381,14 @@ class FakeGitHub(FakeService):
         return self._page(request, [self._issue_json(i) for i in chosen])
 
     def _issue(self, request: Request, number: str) -> Response:
+        if int(number) in self.transferred:
+            where = f"{self.base_url}/repositories/moved/issues/{number}"
+            payload = {
+                "message": "Moved Permanently",
+                "url": where,
+                "documentation_url": "https://docs.github.com",
+            }
+            return json_response(301, payload, {"Location": where})
         issue = self.issues.get(int(number))
         if issue is None:
             return json_response(404, {"message": "Not Found"})
@@ -369,6 +407,12 @@ class FakeGitHub(FakeService):
     # -- GraphQL ---------------------------------------------------------------------------
 
     def _graphql(self, body: dict[str, Any]) -> Response:
+        if self.graphql_secondary_limits > 0:
+            self.graphql_secondary_limits -= 1
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            )
+            return json_response(200, {"data": None, "errors": [{"message": message}]})
         if self.graphql_errors:
             return json_response(200, {"data": None, "errors": self.graphql_errors})
         query, variables = str(body.get("query", "")), body.get("variables") or {}
