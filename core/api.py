@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 _SYNC_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="archivist-sync")
 PROGRESS_INTERVAL_S = 3.0
 
+__all__ = ["CoreAPI", "Progress", "SourceInfo", "SyncOutcome", "SyncRun", "describe_progress"]
+
 ProgressView = Callable[[Mapping[str, Progress | None]], Awaitable[object]]
 
 

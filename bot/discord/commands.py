@@ -20,7 +20,7 @@ from bot.discord.outbox import InteractionOutbox
 from bot.discord.render import no_mentions, split_message
 from bot.discord.streaming import StreamedReply
 from bot.discord.sync import PROGRESS_INTERVAL_S, is_admin, progress_text, report_line, summary
-from core.sync.engine import Progress
+from core.api import Progress
 
 if TYPE_CHECKING:
     from core.answering.access import ChannelPolicy

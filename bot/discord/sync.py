@@ -10,10 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import discord
 
-from core.api import describe_progress
+from core.api import Progress, SyncOutcome, describe_progress
 from core.settings import DiscordSettings
-from core.sync.engine import Progress
-from core.sync.service import SyncOutcome
 from core.sync.status import SyncReport
 
 # Progress edits: often enough to look alive, rarely enough for Discord's edit limits.

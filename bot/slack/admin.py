@@ -21,9 +21,7 @@ from bot.slack import blocking
 from bot.slack.failures import log_failure, user_message
 from bot.slack.render import notice
 from bot.slack.safety import neutralize
-from core.api import PROGRESS_INTERVAL_S, describe_progress
-from core.sync.engine import Progress
-from core.sync.service import SyncOutcome
+from core.api import PROGRESS_INTERVAL_S, Progress, SyncOutcome, describe_progress
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
