@@ -143,13 +143,10 @@ class MockSlack:
             return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", "")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self.next_ts()}
-        if method in ("conversations.history", "conversations.replies"):
-            found = [
-                m for m in self.messages.get(str(p["channel"]), []) if m["ts"] == p.get("latest", p.get("ts"))
-            ]
-            if method == "conversations.history":
-                found = [m for m in found if m.get("thread_ts") in (None, m["ts"])]
-            return {"ok": True, "messages": found, "has_more": False}
+        if method == "conversations.history":
+            return self._history(p)
+        if method == "conversations.replies":
+            return self._replies(p)
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0VIEW", **(p.get("view") or {})}}
         if method == "users.info":
@@ -160,6 +157,34 @@ class MockSlack:
         if method == "reactions.add":
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
+
+    def _history(self, p: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/conversations.history: top-level messages only, newest first.
+        top = [
+            m
+            for m in self.messages.get(str(p["channel"]), [])
+            if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
+        ]
+        found = sorted(_within(top, p), key=lambda m: float(m["ts"]), reverse=True)
+        limit = int(p.get("limit") or 100)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/conversations.replies: `ts` may be the parent or any reply;
+        # the parent comes first in every page, whatever oldest/latest say, and counts toward `limit`.
+        channel = self.messages.get(str(p["channel"]), [])
+        asked = next((m for m in channel if m["ts"] == p.get("ts")), None)
+        if asked is None:
+            return {"ok": False, "error": "thread_not_found"}
+        root = asked.get("thread_ts") or asked["ts"]
+        parent = next((m for m in channel if m["ts"] == root), None)
+        replies = sorted(
+            (m for m in channel if m.get("thread_ts") == root and m["ts"] != root),
+            key=lambda m: float(m["ts"]),
+        )
+        found = ([parent] if parent else []) + _within(replies, p)
+        limit = int(p.get("limit") or 1000)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def start(self) -> MockSlack:
         mock = self
@@ -193,6 +218,19 @@ class MockSlack:
 
     def stop(self) -> None:
         shut_down(self._server)
+
+
+def _within(messages: list[dict[str, Any]], p: dict[str, Any]) -> list[dict[str, Any]]:
+    """``oldest`` / ``latest`` bounds, exclusive unless ``inclusive`` is true."""
+    inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+    oldest, latest = float(p.get("oldest") or 0), float(p.get("latest") or 1e12)
+
+    def inside(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return oldest < ts < latest
+
+    return [m for m in messages if inside(float(m["ts"]))]
 
 
 async def wait_until(

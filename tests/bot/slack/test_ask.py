@@ -200,6 +200,46 @@ async def test_question_emoji_answers_that_message_in_its_thread(slack: Harness)
     assert [p.params["thread_ts"] for p in slack.mock.posted()] == ["600.000001", "600.000020"]
 
 
+async def test_question_emoji_on_a_reply_inside_a_thread_is_answered_in_that_thread(slack: Harness) -> None:
+    """conversations.replies gives the thread's parent first: the reply must still be found."""
+    slack.mock.messages["CGENERAL"] = [
+        {
+            "type": "message",
+            "user": "UOTHER",
+            "text": "Planning the trip",
+            "ts": "650.000001",
+            "thread_ts": "650.000001",
+            "reply_count": 2,
+        },
+        {
+            "type": "message",
+            "user": "UOTHER",
+            "text": QUESTION,
+            "ts": "650.000002",
+            "thread_ts": "650.000001",
+        },
+        {
+            "type": "message",
+            "user": "UTHIRD",
+            "text": "good question",
+            "ts": "650.000003",
+            "thread_ts": "650.000001",
+        },
+    ]
+    await slack.send.event(
+        {
+            "type": "reaction_added",
+            "user": "UREACTOR",
+            "reaction": "question",
+            "item": {"type": "message", "channel": "CGENERAL", "ts": "650.000002"},
+            "event_ts": "650.000009",
+        }
+    )
+    [final] = await wait_until(lambda: final_answers(slack, "CGENERAL"))
+    assert slack.mock.posted()[0].params["thread_ts"] == "650.000001"
+    assert "The documents say so" in final.text()
+
+
 async def test_other_emoji_does_nothing(slack: Harness) -> None:
     slack.mock.messages["CGENERAL"] = [
         {"type": "message", "user": "UOTHER", "text": QUESTION, "ts": "700.000001"}
