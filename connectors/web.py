@@ -30,8 +30,11 @@ What each response means
 - robots.txt, the start URL or the sitemap unreachable, or the whole site stops answering:
   ``SourceError``; the engine prunes nothing.
 
-Politeness: robots.txt is fetched once per sync and obeyed (RFC 9309: a 4xx robots.txt allows all,
-a 5xx or unreachable one stops the sync); disallowed URLs are never fetched; requests are spaced by
+Politeness: robots.txt is fetched once per sync and obeyed as RFC 9309 reads it, through
+``protego``: the longest matching rule wins and Allow wins a tie, ``*`` matches any characters
+and ``$`` ends the path (``Disallow: /*?sessionid=`` holds, and ``Allow: /docs/public/`` opens a
+corner of ``Disallow: /docs/``). A 4xx robots.txt allows all, a 5xx or unreachable one stops
+the sync; disallowed URLs are never fetched; requests are spaced by
 ``1 / rate_limit_per_s`` seconds, or robots.txt's Crawl-delay when that is longer (bounded); only
 pages on the same scheme and host are followed.
 
@@ -62,10 +65,10 @@ from email.utils import parsedate_to_datetime
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
 
 import httpx
 from bs4 import BeautifulSoup
+from protego import Protego
 
 from connectors.api_client import retry_after
 from connectors.parsers import UnreadableFile, parse_file, parse_html
@@ -259,12 +262,26 @@ class _Fetcher:
         return bytes(data)
 
 
+class _Robots:
+    """A site's robots.txt rules (RFC 9309, by protego); no rules at all when there is none."""
+
+    def __init__(self, text: str | None) -> None:
+        self._rules = Protego.parse(text) if text is not None else None
+
+    def can_fetch(self, user_agent: str, url: str) -> bool:
+        return self._rules is None or bool(self._rules.can_fetch(url, user_agent))
+
+    def crawl_delay(self, user_agent: str) -> float | None:
+        delay = self._rules.crawl_delay(user_agent) if self._rules is not None else None
+        return float(delay) if delay else None
+
+
 @dataclass
 class _Crawl:
     """The state of one sync's crawl."""
 
     fetcher: _Fetcher
-    robots: RobotFileParser
+    robots: _Robots
     pages: dict[str, dict]  # the cache's entries, updated as pages are read
     visited: list[str] = field(default_factory=list)
     transport_failures: int = 0
@@ -358,7 +375,7 @@ class WebConnector:
 
         return (not self.include or matches(self.include)) and not matches(self.exclude)
 
-    def _fetchable(self, url: str, robots: RobotFileParser) -> bool:
+    def _fetchable(self, url: str, robots: _Robots) -> bool:
         suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
         if suffix in _SKIPPED_SUFFIXES or (suffix == ".pdf" and not self.pdf):
             return False
@@ -575,27 +592,26 @@ class WebConnector:
 
     # -- robots.txt and sitemaps -----------------------------------------------------------------
 
-    def _robots(self, fetcher: _Fetcher) -> RobotFileParser:
+    def _robots(self, fetcher: _Fetcher) -> _Robots:
         scheme, netloc = self._site
         url = f"{scheme}://{netloc}/robots.txt"
-        parser = RobotFileParser(url)
         try:
             response = fetcher.get(url, wanted=lambda _: True, limit=512 * 1024, follow_redirects=True)
         except (httpx.HTTPError, _TooLarge) as exc:
             msg = f"cannot read {url}: {type(exc).__name__}: {exc}".rstrip(": ")
             raise SourceError(msg) from exc
         if 400 <= response.status < 500:
-            parser.allow_all = True  # RFC 9309: no robots.txt (or not for us) means no rules
+            rules = _Robots(None)  # RFC 9309: no robots.txt (or not for us) means no rules
         elif response.status != 200 or response.body is None:
             msg = f"cannot read {url}: HTTP {response.status}; not crawling a site whose rules are unknown"
             raise SourceError(msg)
         else:
-            parser.parse(response.body.decode("utf-8", errors="replace").splitlines())
-        delay = parser.crawl_delay(self.user_agent)
+            rules = _Robots(response.body.decode("utf-8", errors="replace"))
+        delay = rules.crawl_delay(self.user_agent)
         if delay:
-            interval = max(fetcher.throttle.interval_s, min(float(delay), MAX_CRAWL_DELAY_S))
+            interval = max(fetcher.throttle.interval_s, min(delay, MAX_CRAWL_DELAY_S))
             fetcher.throttle.interval_s = interval
-        return parser
+        return rules
 
     def _sitemap_urls(self, crawl: _Crawl) -> list[str]:
         """Page URLs listed by the sitemap, following sitemap index files."""

@@ -455,3 +455,28 @@ def test_load_failure_for_a_page_without_text(site: Site, make_site_app: Callabl
     items = [item for batch in app.connector("site").load_all() for item in batch]
     failures = [item for item in items if isinstance(item, LoadFailure)]
     assert [f.id for f in failures] == [site.url("/deep.html")] and "no text" in failures[0].reason
+
+
+def test_robots_txt_is_read_as_rfc_9309_says(site: Site, tmp_path: Path) -> None:
+    # RFC 9309 2.2.2: the longest matching rule wins, Allow wins a tie, "*" matches anything and
+    # "$" ends the path. Python's urllib.robotparser takes the first prefix and ignores both.
+    site.pages["/robots.txt"] = (
+        "text/plain",
+        b"User-agent: *\nDisallow: /docs/\nAllow: /docs/public/\nDisallow: /*?sessionid=\n"
+        b"Disallow: /*.cgi$\nDisallow: /private/\n",
+    )
+    links = "".join(
+        f'<a href="{path}">{path}</a> '
+        for path in ("/docs/public/a.html", "/docs/internal.html", "/faq.html?sessionid=42", "/run.cgi",
+                     "/run.cgi.html")
+    )  # fmt: skip
+    site.pages["/"] = ("text/html", _page("Home", "<p>Start.</p>", links))
+    for path in ("/docs/public/a.html", "/docs/internal.html", "/run.cgi", "/run.cgi.html"):
+        site.pages[path] = ("text/html", _page(path, f"<p>The page {path}.</p>"))
+    settings = ConnectorSettings(type="web", start_url=site.url("/"), public=True, rate_limit_per_s=50)
+    connector = build_connector("site", settings, tmp_path)
+    list(connector.load_all())  # type: ignore[attr-defined]
+
+    requested = set(site.paths_requested())
+    assert {"/docs/public/a.html", "/run.cgi.html"} <= requested  # Allow is longer; "$" ends the match
+    assert not requested & {"/docs/internal.html", "/faq.html?sessionid=42", "/run.cgi"}
