@@ -66,13 +66,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+from pydantic import BeforeValidator, Field, field_validator
 
 from connectors.api_client import ApiClient, ApiError
+from connectors.options import ConnectorOptions, Email, EnvName, Strings, Text
 from connectors.parsers import UnreadableFile, parse_html
 from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
@@ -115,10 +117,8 @@ EXPAND_WITHOUT_ANCESTOR_RESTRICTIONS = (
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the cursor of a batch whose pages carry no times
 _ITEM_STATUSES_THAT_STOP = (401, 429, 503)  # credentials, rate limit, outage: not one page's fault
 
-OPTIONS = {"base_url", "email", "spaces", "token_env", "content_types", "timezone"}
 CONTENT_TYPES = ("page", "blogpost")
 _SPACE_KEY = re.compile(r"^~?[A-Za-z0-9_-]{1,255}$")  # "~" starts a personal space's key
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE_BODY = re.compile(
     r"<ac:plain-text-body>\s*<!\[CDATA\[(.*?)\]\]>\s*</ac:plain-text-body>", re.DOTALL | re.IGNORECASE
 )
@@ -135,6 +135,51 @@ def storage_to_text(storage: str) -> str:
     storage = _CDATA.sub(lambda m: html.escape(m.group(1)), storage)
     _, text = parse_html(f"<html><body>{storage}</body></html>".encode())
     return text
+
+
+class ConfluenceOptions(ConnectorOptions):
+    """The keys of a ``type = "confluence"`` table."""
+
+    base_url: Annotated[
+        str,
+        BeforeValidator(lambda value: _base_url(value)),
+        Field(description='the site\'s wiki, e.g. "https://TEAM.atlassian.net/wiki"'),
+    ]
+    email: Annotated[Email, Field(description="the Atlassian account the API token belongs to")]
+    spaces: Annotated[Strings, Field(description='a list of space keys such as ["ENG"]')]
+    token_env: EnvName = DEFAULT_TOKEN_ENV
+    content_types: Strings = ("page",)
+    timezone: Text = "UTC"  # the API user's profile time zone, in which CQL reads dates
+
+    @field_validator("spaces")
+    @classmethod
+    def _space_keys(cls, spaces: tuple[str, ...]) -> tuple[str, ...]:
+        if not spaces:
+            msg = "'spaces' is required for a confluence source: a list of space keys such as [\"ENG\"]"
+            raise ValueError(msg)
+        for key in spaces:
+            if not _SPACE_KEY.match(key):
+                msg = f"'spaces' holds {key!r}, which is not a Confluence space key (letters, digits, _ or -)"
+                raise ValueError(msg)
+        return spaces
+
+    @field_validator("content_types")
+    @classmethod
+    def _types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        if not types or not set(types) <= set(CONTENT_TYPES):
+            msg = f"'content_types' must list some of {list(CONTENT_TYPES)}, not {list(types)!r}"
+            raise ValueError(msg)
+        return types
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"'timezone' must be a time zone name such as \"Europe/Amsterdam\", not {zone!r}"
+            raise ValueError(msg) from None
+        return zone
 
 
 @dataclass
@@ -156,45 +201,16 @@ class ConfluenceConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> ConfluenceConnector:
-        options = settings.options(OPTIONS)
-        base_url = _base_url(options.get("base_url"))
-        email = options.get("email")
-        if not isinstance(email, str) or "@" not in email:
-            msg = (
-                "'email' is required for a confluence source: the Atlassian account the API token belongs to"
-            )
-            raise ValueError(msg)
-        spaces = options.get("spaces")
-        if isinstance(spaces, str):
-            spaces = [spaces]
-        if not isinstance(spaces, list) or not spaces:
-            msg = "'spaces' is required for a confluence source: a list of space keys such as [\"ENG\"]"
-            raise ValueError(msg)
-        for key in spaces:
-            if not isinstance(key, str) or not _SPACE_KEY.match(key):
-                msg = f"'spaces' holds {key!r}, which is not a Confluence space key (letters, digits, _ or -)"
-                raise ValueError(msg)
-        types = options.get("content_types", ["page"])
-        if isinstance(types, str):
-            types = [types]
-        if not isinstance(types, list) or not types or not set(types) <= set(CONTENT_TYPES):
-            msg = f"'content_types' must list some of {list(CONTENT_TYPES)}, not {types!r}"
-            raise ValueError(msg)
-        zone = options.get("timezone", "UTC")
-        try:
-            ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError):
-            msg = f"'timezone' must be a time zone name such as \"Europe/Amsterdam\", not {zone!r}"
-            raise ValueError(msg) from None
+        options = ConfluenceOptions.parse(settings)
         return cls(
             name=name,
-            base_url=base_url,
-            email=email.strip(),
-            spaces=tuple(dict.fromkeys(spaces)),
+            base_url=options.base_url,
+            email=options.email,
+            spaces=options.spaces,
             acl=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            token_env=_env_name(options),
-            content_types=tuple(dict.fromkeys(types)),
-            timezone=str(zone),
+            token_env=options.token_env,
+            content_types=options.content_types,
+            timezone=options.timezone,
         )
 
     def describe(self) -> str:
@@ -525,11 +541,3 @@ def _base_url(value: object) -> str:
     if not path and parts.hostname and parts.hostname.endswith(".atlassian.net"):
         path = "/wiki"  # Confluence Cloud always lives under /wiki
     return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def _env_name(options: Mapping[str, object]) -> str:
-    name = options.get("token_env", DEFAULT_TOKEN_ENV)
-    if not isinstance(name, str) or not _ENV_NAME.match(name):
-        msg = f"'token_env' must name an environment variable, not {name!r}"
-        raise ValueError(msg)
-    return name

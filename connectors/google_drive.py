@@ -59,24 +59,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import ValidationInfo, field_validator
 
 from connectors.api_client import ApiClient, ApiError
 from connectors.google_auth import GoogleAuth, load_credentials
+from connectors.options import ConnectorOptions, Email, EnvName, HttpUrl, Text
 from connectors.parsers import PARSERS, parse_file, parse_html, parse_markdown
 from connectors.saas import (
     Checkpoints,
     Position,
     acl_fingerprint,
-    env_name_option,
     note_outcome,
     parse_time,
     read_cursor,
     retries,
     stops_sync,
-    string_option,
     token_from_env,
     unparsable,
-    url_option,
     with_grants,
 )
 from core.documents import Acl, Document, LoadFailure
@@ -87,7 +86,6 @@ from core.sync.connector import Batch
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://www.googleapis.com/drive/v3"
-OPTIONS = {"folder_id", "drive_id", "api_url", "token_env", "credentials_env", "delegate"}
 # Google asks clients to retry these with exponential back-off
 # (developers.google.com/drive/api/guides/handle-errors#resolve_a_5xx_error).
 TRANSIENT = (500, 502, 504)
@@ -162,6 +160,25 @@ def drive_rate_limit_wait(response: httpx.Response) -> float | None:
     return 0.0 if reasons & _RATE_LIMIT_REASONS else None
 
 
+class GoogleDriveOptions(ConnectorOptions):
+    """The keys of a ``type = "google_drive"`` table."""
+
+    folder_id: Text | None = None
+    drive_id: Text | None = None
+    api_url: HttpUrl = DEFAULT_API_URL
+    token_env: EnvName = "GOOGLE_DRIVE_TOKEN"
+    credentials_env: EnvName = "GOOGLE_DRIVE_CREDENTIALS"
+    delegate: Email | None = None  # a user the service account acts as (domain-wide delegation)
+
+    @field_validator("folder_id", "drive_id")
+    @classmethod
+    def _drive_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not _ID.match(value):
+            msg = f"'{info.field_name}' must be a Drive id (letters, digits, '-' and '_'), not {value!r}"
+            raise ValueError(msg)
+        return value
+
+
 @dataclass
 class GoogleDriveConnector:
     name: str
@@ -178,21 +195,16 @@ class GoogleDriveConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GoogleDriveConnector:
-        options = settings.options(OPTIONS)
-        ids = {key: string_option(options, key) for key in ("folder_id", "drive_id")}
-        for key, value in ids.items():
-            if value is not None and not _ID.match(value):
-                msg = f"'{key}' must be a Drive id (letters, digits, '-' and '_'), not {value!r}"
-                raise ValueError(msg)
+        options = GoogleDriveOptions.parse(settings)
         return cls(
             name=name,
             grants=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            folder_id=ids["folder_id"],
-            drive_id=ids["drive_id"],
-            api_url=url_option(options, "api_url", DEFAULT_API_URL),
-            token_env=env_name_option(options, "token_env", "GOOGLE_DRIVE_TOKEN"),
-            credentials_env=env_name_option(options, "credentials_env", "GOOGLE_DRIVE_CREDENTIALS"),
-            delegate=_email_option(options, "delegate"),
+            folder_id=options.folder_id,
+            drive_id=options.drive_id,
+            api_url=options.api_url,
+            token_env=options.token_env,
+            credentials_env=options.credentials_env,
+            delegate=options.delegate,
         )
 
     def describe(self) -> str:
@@ -497,14 +509,6 @@ class GoogleDriveConnector:
                 if item is not None:
                     batch.append(item)
             yield from checkpoints.emit(batch)
-
-
-def _email_option(options: dict[str, object], key: str) -> str | None:
-    value = string_option(options, key)
-    if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-        msg = f"'{key}' must be an email address, not {value!r}"
-        raise ValueError(msg)
-    return value
 
 
 def _parse_time(value: object) -> datetime:

@@ -62,8 +62,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import field_validator
 
 from connectors.api_client import ApiClient, ApiError
+from connectors.options import ConnectorOptions, EnvName, HttpUrl, Strings, Text
 from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
 from core.errors import SourceError
@@ -85,8 +87,6 @@ _ITEM_STATUSES_THAT_STOP = (401, 429, 503)  # credentials, rate limit, outage: n
 # Statuses Notion answers when briefly overloaded (529) or slow (502, 504); retried like 429.
 TRANSIENT = (502, 504, 529)
 
-OPTIONS = {"token_env", "root_pages", "api_url", "notion_version"}
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ID = re.compile(r"([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})$")
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LIST_ITEMS = {"bulleted_list_item", "numbered_list_item", "to_do", "toggle"}  # children nest under them
@@ -171,6 +171,35 @@ class _Listed:
     parent: tuple[str, str] | None
 
 
+class NotionOptions(ConnectorOptions):
+    """The keys of a ``type = "notion"`` table."""
+
+    token_env: EnvName = DEFAULT_TOKEN_ENV
+    root_pages: Strings = ()  # page ids or URLs; stored as dashed ids
+    api_url: HttpUrl = API_URL
+    notion_version: Text = NOTION_VERSION
+
+    @field_validator("root_pages")
+    @classmethod
+    def _page_ids(cls, roots: tuple[str, ...]) -> tuple[str, ...]:
+        ids = []
+        for root in roots:
+            root_id = normalise_id(root)
+            if root_id is None:
+                msg = f"'root_pages' holds {root!r}, which is not a Notion page id or page URL"
+                raise ValueError(msg)
+            ids.append(root_id)
+        return tuple(dict.fromkeys(ids))
+
+    @field_validator("notion_version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        if not _VERSION.match(version):
+            msg = f"'notion_version' must be an API version date such as \"2022-06-28\", not {version!r}"
+            raise ValueError(msg)
+        return version
+
+
 @dataclass
 class NotionConnector:
     name: str
@@ -187,42 +216,14 @@ class NotionConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> NotionConnector:
-        options = settings.options(OPTIONS)
-        token_env = options.get("token_env", DEFAULT_TOKEN_ENV)
-        if not isinstance(token_env, str) or not _ENV_NAME.match(token_env):
-            msg = f"'token_env' must name an environment variable, not {token_env!r}"
-            raise ValueError(msg)
-        roots = options.get("root_pages", [])
-        if isinstance(roots, str):
-            roots = [roots]
-        if not isinstance(roots, list):
-            msg = "'root_pages' must be a list of Notion page ids or page URLs"
-            raise ValueError(msg)
-        root_ids = []
-        for root in roots:
-            root_id = normalise_id(root) if isinstance(root, str) else None
-            if root_id is None:
-                msg = f"'root_pages' holds {root!r}, which is not a Notion page id or page URL"
-                raise ValueError(msg)
-            root_ids.append(root_id)
-        api_url = options.get("api_url", API_URL)
-        parts = urlsplit(api_url) if isinstance(api_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            msg = f"'api_url' must be an absolute http(s) URL, not {api_url!r}"
-            raise ValueError(msg)
-        version = options.get("notion_version", NOTION_VERSION)
-        if not isinstance(version, str) or not _VERSION.match(version):
-            msg = (
-                f"'notion_version' must be a Notion API version date such as \"2022-06-28\", not {version!r}"
-            )
-            raise ValueError(msg)
+        options = NotionOptions.parse(settings)
         return cls(
             name=name,
             acl=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            token_env=token_env,
-            root_pages=tuple(dict.fromkeys(root_ids)),
-            api_url=str(api_url).rstrip("/"),
-            notion_version=version,
+            token_env=options.token_env,
+            root_pages=options.root_pages,
+            api_url=options.api_url,
+            notion_version=options.notion_version,
         )
 
     def describe(self) -> str:

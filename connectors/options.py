@@ -14,7 +14,9 @@ An unknown key is named with every key the source takes; a missing one says it i
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 from pydantic_core import ErrorDetails
@@ -39,11 +41,68 @@ def _globs(value: object, info: ValidationInfo) -> tuple[str, ...]:
     return tuple(value)
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _env_name(value: object, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not _ENV_NAME.match(value.strip()):
+        msg = f"'{info.field_name}' must name an environment variable (letters, digits, _), not {value!r}"
+        raise ValueError(msg)
+    return value.strip()
+
+
+def _http_url(value: object, info: ValidationInfo) -> str:
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        msg = f"'{info.field_name}' must be an absolute http(s) URL, not {value!r}"
+        raise ValueError(msg)
+    return str(value).strip().rstrip("/")
+
+
+def _email(value: object, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value.strip()):
+        msg = f"'{info.field_name}' must be an email address, not {value!r}"
+        raise ValueError(msg)
+    return value.strip()
+
+
+def _strings(value: object, info: ValidationInfo) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+        msg = f"'{info.field_name}' must be a list of non-empty strings"
+        raise ValueError(msg)
+    return tuple(dict.fromkeys(v.strip() for v in value))
+
+
+def _flag(value: object, info: ValidationInfo) -> bool:
+    if not isinstance(value, bool):
+        msg = f"'{info.field_name}' must be true or false"
+        raise ValueError(msg)
+    return value
+
+
 Text = Annotated[str, BeforeValidator(_text)]
 """A non-empty string, stripped."""
 
 Globs = Annotated[tuple[str, ...], BeforeValidator(_globs)]
 """Glob patterns: a list of strings, or one string."""
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+"""The name of an environment variable (secrets are read from the environment, never the file)."""
+
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+"""An absolute http(s) URL, without a trailing slash."""
+
+Email = Annotated[str, BeforeValidator(_email)]
+"""An email address."""
+
+Strings = Annotated[tuple[str, ...], BeforeValidator(_strings)]
+"""Non-empty strings (a list, or one string), stripped, without repeats."""
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+"""true or false, nothing that merely looks like it."""
 
 
 class ConnectorOptions(BaseModel):
