@@ -79,17 +79,38 @@ def finetune_dataset(
     principal: Annotated[
         list[str], typer.Option(help="Also use documents these principals may read (repeatable).")
     ] = [],  # noqa: B006
+    squad: Annotated[
+        Path | None,
+        typer.Option(
+            help="Build from a SQuAD v2.0 file: its answerable questions, and --generate from its paragraphs."
+        ),
+    ] = None,
+    hold_out: Annotated[
+        int,
+        typer.Option(help="With --squad: keep out the N questions `eval compare --max-questions N` asks."),
+    ] = 0,
 ) -> None:
     """Chat-format JSONL (train, validation, eval) from answers rated 👍 and from the documents."""
     from core.finetune.collect import DatasetOptions, build_dataset
 
-    if generate < 0 or max_tokens < 16:
-        msg = "--generate must be ≥ 0 and --max-tokens ≥ 16"
+    if generate < 0 or max_tokens < 16 or hold_out < 0:
+        msg = "--generate and --hold-out must be ≥ 0 and --max-tokens ≥ 16"
+        raise InputError(msg)
+    if hold_out and squad is None:
+        msg = "--hold-out needs --squad: it names questions of that file"
         raise InputError(msg)
     application = context.application()
     directory = out_dir or application.settings.data_dir / "finetune" / "dataset"
     options = DatasetOptions(
-        directory, generate, max_tokens, seed, validation_percent, eval_percent, frozenset(principal)
+        directory,
+        generate,
+        max_tokens,
+        seed,
+        validation_percent,
+        eval_percent,
+        frozenset(principal),
+        squad,
+        hold_out,
     )
 
     def progress(tried: int, budget: int, accepted: int) -> None:
@@ -107,6 +128,11 @@ def finetune_dataset(
         _say(f"    {rejection.origin}: {rejection.reason}")
     if len(report.rejected) > REJECTS_SHOWN:
         _say(f"    … and {len(report.rejected) - REJECTS_SHOWN} more in {report.directory / 'rejects.jsonl'}")
+    if squad is not None and hold_out:
+        _say(
+            f"  held out for evaluation: the {hold_out} questions of "
+            f"`eval compare --max-questions {hold_out}`"
+        )
     _say(f"  training data sha256 {report.training_data_hash}")
     _say(f"  tokens counted with {report.tokenizer}")
     for warning in report.warnings:
@@ -128,13 +154,22 @@ def finetune_run(
     api_key_env: Annotated[
         str, typer.Option(help="openai: variable holding the API key.")
     ] = "OPENAI_API_KEY",
-    model: Annotated[str, typer.Option(help="local: a Hugging Face causal LM directory.")] = "",
+    model: Annotated[
+        str, typer.Option(help="local: a Hugging Face causal LM directory (default: the bundled SmolLM2).")
+    ] = "",
     epochs: Annotated[int, typer.Option(help="local: passes over the training rows.")] = 3,
     lr: Annotated[float, typer.Option(help="local: peak learning rate.")] = 2e-4,
     rank: Annotated[int, typer.Option(help="local: LoRA rank.")] = 8,
     batch_size: Annotated[int, typer.Option(help="local: rows per step.")] = 4,
     max_length: Annotated[int, typer.Option(help="local: tokens kept per row.")] = 1024,
     seed: Annotated[int, typer.Option(help="Seed for shuffling and initialisation.")] = 0,
+    targets: Annotated[
+        str, typer.Option(help="local: comma-separated layers to adapt (q_proj,v_proj), or all-linear.")
+    ] = "q_proj,v_proj",
+    max_steps: Annotated[int, typer.Option(help="local: stop after N steps (0: every epoch).")] = 0,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="local: answer with the new version at once.")
+    ] = False,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="local: output directory (default: DATA_DIR/finetune/NAME).")
     ] = None,
@@ -172,20 +207,46 @@ def finetune_run(
         _say(f"registered {version.name} (model {version.model} at {version.base_url})")
         _say(f"answer with it: archivist models promote {version.name}")
         return
-    if not model:
-        msg = "--provider local needs --model: a local Hugging Face causal LM directory"
+    if max_steps < 0 or not [t for t in targets.split(",") if t.strip()]:
+        msg = "--max-steps must be ≥ 0 and --targets must name at least one layer"
         raise InputError(msg)
     from core.finetune.local_lora import LoraOptions, run_local_finetune
+    from core.finetune.smollm_base import BUNDLED_NAME, materialise
 
-    label = name or f"{Path(model).name}-lora-{data.training_data_hash[:8]}"
+    if not model:
+        model = str(materialise(application.settings.data_dir, _say))
+        label = name or f"{BUNDLED_NAME}-lora-{data.training_data_hash[:8]}"
+    else:
+        label = name or f"{Path(model).name}-lora-{data.training_data_hash[:8]}"
     target = out_dir or application.settings.data_dir / "finetune" / label
-    options = LoraOptions(epochs, lr, rank, 2 * rank, 0.05, batch_size, max_length, seed)
+    layers = tuple(t.strip() for t in targets.split(",") if t.strip())
+    options = LoraOptions(epochs, lr, rank, 2 * rank, 0.05, batch_size, max_length, seed, layers, max_steps)
     registry = application.model_registry
     version, result = run_local_finetune(model, data, target, options, registry, _say, label)
     _say(f"adapter: {result.adapter_dir}")
     _say(f"merged model: {result.merged_dir}")
     _say(f"training loss by epoch: {', '.join(f'{loss:.4f}' for loss in result.epoch_losses)}")
-    _say(f"registered {version.name} (provider local, {result.seconds:.0f} s on {result.device})")
+    if result.validation_loss is not None and result.validation_loss_before is not None:
+        _say(
+            f"held-out loss {result.validation_loss_before:.4f} → {result.validation_loss:.4f} "
+            f"on {result.validation_rows} validation row(s)"
+        )
+    _say(
+        f"registered {version.name} (provider {version.provider}, {result.steps} steps, "
+        f"{result.steps_per_s:.2f} steps/s, {result.seconds:.0f} s on {result.device})"
+    )
+    if version.provider == "llamacpp":
+        if promote:
+            registry.promote(version.name)
+            _say(f"promoted {version.name}: finetuned and hybrid answers use it now")
+        else:
+            _say(f"answer with it: archivist models promote {version.name}")
+        _say(
+            f"or serve it over HTTP: archivist serve-model --model {result.merged_dir} --name {version.name}"
+        )
+        return
+    if promote:
+        _say("--promote: a merged model directory answers only once served; register the endpoint below")
     _say(f"serve it: archivist serve-model --model {result.merged_dir} --name {version.name}")
     _say(
         f"then answer with it: archivist models register {version.name}-served --model {version.name} "

@@ -43,6 +43,8 @@ class DatasetOptions:
     validation_percent: int = DEFAULT_VALIDATION_PERCENT
     eval_percent: int = DEFAULT_EVAL_PERCENT
     principals: frozenset[str] = frozenset()
+    squad: Path | None = None  # a SQuAD v2.0 file: its questions and paragraphs instead of the index
+    hold_out: int = 0  # with squad: the `eval compare --max-questions` sample, kept out of every split
 
 
 def feedback_rows(
@@ -80,11 +82,22 @@ def build_dataset(
         for name, source in app.settings.connectors.items()
         if source.public or set(source.principals) & options.principals
     }
-    candidates, rejected = feedback_rows(list(app.feedback.all()), readable)
     provenance: dict[str, object] = {"seed": options.seed, "principals": sorted(options.principals)}
+    article = None
+    if options.squad is not None:
+        from core.finetune.squad_rows import squad_rows
+
+        article = squad_rows(options.squad, options.hold_out)
+        candidates, rejected = list(article.candidates), list[Rejection]()
+        provenance.update(article.provenance)
+    else:
+        candidates, rejected = feedback_rows(list(app.feedback.all()), readable)
     if options.generate > 0:
         model = app.models["base"]
-        chunks = eligible(app.store.chunks(AccessFilter(principals=options.principals)))
+        passages = (
+            article.chunks() if article else app.store.chunks(AccessFilter(principals=options.principals))
+        )
+        chunks = eligible(passages)
         if not chunks:
             msg = (
                 f"--generate needs indexed passages of at least {MIN_PASSAGE_WORDS} words that "
@@ -93,6 +106,9 @@ def build_dataset(
             )
             raise InputError(msg)
         generated, failed = generate_pairs(chunks, model, options.generate, options.seed, generation_progress)
+        if article:
+            generated, leaked = article.drop_held_out(generated)
+            failed += leaked
         candidates += generated
         rejected += failed
         provenance["generated_with"] = model.name

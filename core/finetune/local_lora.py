@@ -48,6 +48,10 @@ class LoraOptions:
     batch_size: int = 4
     max_length: int = 1024
     seed: int = 0
+    # Which linear layers get an adapter; query and value projections are LoRA's classic choice and
+    # half the cost of every projection. "all-linear" adapts them all.
+    targets: tuple[str, ...] = ("q_proj", "v_proj")
+    max_steps: int = 0  # stop after this many optimiser steps (0: run every epoch)
 
 
 @dataclass
@@ -58,8 +62,18 @@ class LoraResult:
     step_losses: list[float] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
     validation_loss: float | None = None
+    validation_loss_before: float | None = None  # the untouched base model on the same held-out rows
     skipped_rows: int = 0
     seconds: float = 0.0
+    train_seconds: float = 0.0  # the optimiser steps alone: what steps/s is measured on
+    steps: int = 0
+    train_rows: int = 0
+    validation_rows: int = 0
+    peak_memory_mb: float | None = None
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.train_seconds if self.train_seconds else 0.0
 
 
 def _offline() -> None:
@@ -140,6 +154,19 @@ def _batches(
     return batches
 
 
+def _peak_memory_mb(device: str) -> float | None:
+    """Peak memory of the run: the GPU's allocator on CUDA, else the process's peak resident set."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def mean_loss(model: Any, batches: list[dict[str, Any]]) -> float:
     """Token-weighted loss over the answers, without training."""
     import torch
@@ -189,16 +216,24 @@ def train_lora(
         msg = f"no training row keeps any answer tokens within --max-length {options.max_length}"
         raise InputError(msg)
 
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            task_type=TaskType.CAUSAL_LM,
-            r=options.rank,
-            lora_alpha=options.alpha,
-            lora_dropout=options.dropout,
-            target_modules="all-linear",  # every projection: works for any architecture
-        ),
-    )
+    validation_batches = _batches(validation_rows, options.batch_size, tokenizer.pad_token_id, device)
+    before = mean_loss(model, validation_batches) if validation_rows else None
+    if before is not None:
+        say(f"validation loss before training {before:.4f} on {len(validation_rows)} held-out row(s)")
+    try:
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.CAUSAL_LM,
+                r=options.rank,
+                lora_alpha=options.alpha,
+                lora_dropout=options.dropout,
+                target_modules="all-linear" if options.targets == ("all-linear",) else list(options.targets),
+            ),
+        )
+    except ValueError as exc:  # peft: "Target modules {...} not found in the base model"
+        msg = f"--targets {','.join(options.targets)}: {exc}; use module names of this model or all-linear"
+        raise InputError(msg) from exc
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(f"LoRA rank {options.rank}: {trainable:,} trainable parameters")
     optimizer = torch.optim.AdamW(
@@ -206,19 +241,32 @@ def train_lora(
     )
     steps_per_epoch = math.ceil(len(train_rows) / options.batch_size)
     total_steps = steps_per_epoch * options.epochs
+    if options.max_steps > 0:
+        total_steps = min(total_steps, options.max_steps)
     schedule = get_linear_schedule_with_warmup(optimizer, max(1, total_steps // 20), total_steps)
     log_every = max(1, steps_per_epoch // LOG_LINES_PER_EPOCH)
     pad_id = tokenizer.pad_token_id
     result = LoraResult(
-        out_dir / "adapter", out_dir / "merged", device, skipped_rows=skipped + skipped_validation
+        out_dir / "adapter",
+        out_dir / "merged",
+        device,
+        skipped_rows=skipped + skipped_validation,
+        validation_loss_before=before,
+        train_rows=len(train_rows),
+        validation_rows=len(validation_rows),
     )
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     if result.skipped_rows:
         say(
             f"skipped {result.skipped_rows} row(s): no answer token fits in --max-length {options.max_length}"
         )
 
     order = random.Random(options.seed)
+    training_started = time.perf_counter()
     for epoch in range(1, options.epochs + 1):
+        if result.steps >= total_steps:
+            break
         model.train()
         shuffled = train_rows[:]
         order.shuffle(shuffled)
@@ -231,16 +279,19 @@ def train_lora(
             schedule.step()
             optimizer.zero_grad()
             epoch_losses.append(loss.item())
-            if step % log_every == 0 or step == steps_per_epoch:
+            result.steps += 1
+            if step % log_every == 0 or step == steps_per_epoch or result.steps == total_steps:
                 where = f"epoch {epoch}/{options.epochs}  step {step}/{steps_per_epoch}"
                 say(f"{where}  loss {epoch_losses[-1]:.4f}")
+            if result.steps >= total_steps:
+                break
         result.step_losses += epoch_losses
         result.epoch_losses.append(sum(epoch_losses) / len(epoch_losses))
         say(f"epoch {epoch}/{options.epochs}: mean training loss {result.epoch_losses[-1]:.4f}")
+    result.train_seconds = time.perf_counter() - training_started
+    result.peak_memory_mb = _peak_memory_mb(device)
     if validation_rows:
-        result.validation_loss = mean_loss(
-            model, _batches(validation_rows, options.batch_size, pad_id, device)
-        )
+        result.validation_loss = mean_loss(model, validation_batches)
         say(f"validation loss {result.validation_loss:.4f} on {len(validation_rows)} held-out row(s)")
 
     model.save_pretrained(str(result.adapter_dir))
@@ -251,6 +302,7 @@ def train_lora(
     result.seconds = time.perf_counter() - started
     log = {
         **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()},
+        "steps_per_s": round(result.steps_per_s, 4),
         "base_model": model_reference,
         "training_data_hash": dataset.training_data_hash,
         "options": asdict(options),
@@ -258,6 +310,41 @@ def train_lora(
     }
     (out_dir / "training_log.json").write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def training_record(
+    result: LoraResult, options: LoraOptions, dataset: Dataset | None = None
+) -> dict[str, Any]:
+    """What the registry keeps about a run: enough to tell whether it learned and from what."""
+    data: dict[str, Any] = {}
+    if dataset is not None:
+        squad = dataset.manifest.get("squad") or {}
+        data = {
+            "dataset": str(dataset.directory.resolve()),
+            "dataset_counts": dataset.manifest.get("counts", {}),
+            "split": dataset.manifest.get("split", {}),
+            "held_out_for_eval": squad.get("held_out_for_eval", {}),
+            "squad_file": squad.get("file", ""),
+        }
+    return {
+        **data,
+        "steps": result.steps,
+        "train_rows": result.train_rows,
+        "validation_rows": result.validation_rows,
+        "loss_curve": [round(loss, 4) for loss in result.step_losses],
+        "validation_loss_before": _round(result.validation_loss_before),
+        "validation_loss_after": _round(result.validation_loss),
+        "steps_per_s": round(result.steps_per_s, 4),
+        "peak_memory_mb": _round(result.peak_memory_mb, 1),
+        "device": result.device,
+        "seconds": round(result.seconds, 1),
+        "merged_dir": str(result.merged_dir.resolve()),
+        "options": {**asdict(options), "targets": list(options.targets)},
+    }
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def run_local_finetune(
@@ -269,18 +356,36 @@ def run_local_finetune(
     say: Say,
     name: str = "",
 ) -> tuple[ModelVersion, LoraResult]:
+    """Train, then register: a GGUF the llama.cpp provider loads when the base came from one (the
+    bundled model), else the merged directory, which answers once served with `serve-model`."""
+    from core.finetune.smollm_base import read_source
+
     out_dir.mkdir(parents=True, exist_ok=True)
     result = train_lora(model_reference, dataset, out_dir, options, say)
     scores = (
         {"validation_loss": round(result.validation_loss, 4)} if result.validation_loss is not None else {}
     )
+    label = name or f"{Path(model_reference).name}-lora-{dataset.training_data_hash[:8]}"
+    origin = read_source(Path(model_reference))
+    provider, served, base = "local", str(result.merged_dir.resolve()), model_reference
+    if origin.get("gguf") and Path(str(origin["gguf"])).is_file():
+        from core.finetune.gguf_export import export_gguf
+
+        target = out_dir / f"{label}.gguf"
+        changed = export_gguf(
+            Path(str(origin["gguf"])), Path(model_reference), result.merged_dir, target, label
+        )
+        say(f"wrote {target} ({changed} tensors changed by the fine-tune, the rest copied as they were)")
+        provider, served = "llamacpp", str(target.resolve())
+        base = f"{origin.get('name', 'gguf')}@sha256:{str(origin.get('gguf_sha256', ''))[:12]}"
     version = ModelVersion(
-        name=name or f"{Path(model_reference).name}-lora-{dataset.training_data_hash[:8]}",
+        name=label,
         kind="chat",
-        provider="local",
-        model=str(result.merged_dir.resolve()),
-        base_model=model_reference,
+        provider=provider,
+        model=served,
+        base_model=base,
         training_data_hash=dataset.training_data_hash,
         eval_scores=scores,
+        training=training_record(result, options, dataset),
     )
     return registry.register(version), result

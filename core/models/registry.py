@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
 import redis
 
@@ -33,13 +33,18 @@ class ModelVersion:
     training_data_hash: str = ""
     created_at: float = field(default_factory=time.time)
     eval_scores: dict[str, float] = field(default_factory=dict)
+    # How a fine-tune was made: steps, rows, the loss curve, held-out loss before/after, the
+    # options, where its merged weights are. Empty for versions registered by hand.
+    training: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ModelVersion:
-        return cls(**json.loads(raw))
+        data = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # a newer writer's fields are skipped
 
 
 class ModelRegistry:
