@@ -196,6 +196,15 @@ def _endpoint(version: ModelVersion) -> str:
     return f"{version.model} ({version.provider})"
 
 
+def _training(record: dict[str, object]) -> str:
+    """One line of how a fine-tune was made: steps, rows, held-out loss before → after."""
+    line = f"trained {record.get('steps', '?')} steps on {record.get('train_rows', '?')} rows"
+    before, after = record.get("validation_loss_before"), record.get("validation_loss_after")
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        line += f" · held-out loss {before:.3f} → {after:.3f} ({record.get('validation_rows', '?')} rows)"
+    return line
+
+
 def _render(
     versions: list[ModelVersion],
     promoted: dict[ModelKind, str | None],
@@ -219,6 +228,8 @@ def _render(
             markup=False,
         )
         out.print("    " + " · ".join(details), markup=False)
+        if v.training:
+            out.print("    " + _training(v.training), markup=False)
     if not versions:
         out.print(
             "No model versions registered. Add one: archivist models register NAME --model ID --base-url URL",

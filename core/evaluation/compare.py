@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import redis
+
 from core.answering.answers import MODES, Answer, Mode, Question
 from core.answering.assistant import Assistant
 from core.errors import InputError, ModelError
@@ -178,6 +180,8 @@ class Comparison:
     skipped: dict[str, str]  # mode -> why it was not run
     questions: int
     paragraphs: int
+    # What the fine-tuned model was trained on, against these questions (core.finetune.provenance).
+    training: dict[str, object] = field(default_factory=dict)
 
     @property
     def results(self) -> list[QuestionResult]:
@@ -190,6 +194,7 @@ class Comparison:
             "paragraphs": self.paragraphs,
             "modes": {s.mode: s.as_dict() for s in self.scores},
             "skipped": self.skipped,
+            "training": self.training,
         }
 
 
@@ -323,4 +328,20 @@ def compare_modes(
             ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return Comparison(dataset.name, scores, skipped, len(questions), len(dataset.paragraphs))
+    training = _training_split(app, finetuned, questions)
+    return Comparison(dataset.name, scores, skipped, len(questions), len(dataset.paragraphs), training)
+
+
+def _training_split(
+    app: App, finetuned: ChatModel | None, questions: list[SquadQuestion]
+) -> dict[str, object]:
+    """The registered fine-tune's training data against the evaluated questions; {} for a config model."""
+    from core.finetune.provenance import training_split
+
+    if finetuned is None or not finetuned.version:
+        return {}
+    try:
+        version = app.model_registry.get(finetuned.version)
+    except (InputError, redis.RedisError):
+        return {}
+    return training_split(version, [(q.id, q.text) for q in questions])

@@ -141,6 +141,40 @@ def _examples(comparison: Comparison) -> list[tuple[str, str, dict[str, str]]]:
     return [(gold[q][0], gold[q][1], by_question[q]) for q in chosen]
 
 
+def training_lines(comparison: Comparison) -> list[str]:
+    """The fine-tuned model's training data against the evaluated questions, as Markdown bullets."""
+    t = comparison.training
+    if not t:
+        return []
+    split = t.get("split") or {}
+    split_text = (
+        f"split by {split.get('by')}: {split.get('validation_percent')}% validation, "
+        f"{split.get('eval_percent')}% eval"
+        if isinstance(split, dict) and split
+        else "split unknown"
+    )
+    lines = [
+        f"- Fine-tuned model **{t.get('model')}** (base {t.get('base_model')}): trained on "
+        f"{t.get('train_rows')} rows, validated on {t.get('validation_rows')} ({split_text}), "
+        f"{t.get('steps')} steps; training data sha256 `{t.get('training_data_hash')}`.",
+    ]
+    before, after = t.get("validation_loss_before"), t.get("validation_loss_after")
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        lines.append(f"- Held-out (validation) loss {before:.4f} before training, {after:.4f} after.")
+    leaked = t.get("evaluated_in_training")
+    held = t.get("evaluated_held_out_by_dataset")
+    asked = t.get("evaluated_questions")
+    check = (
+        "could not be checked: the dataset files are gone"
+        if leaked is None
+        else f"{leaked} of the {asked} evaluated questions appear in its training or validation rows"
+    )
+    if held is not None:
+        check += f"; the dataset held out {held} of them by id"
+    lines.append(f"- Train/test separation: {check}.")
+    return lines
+
+
 def _short(text: str, limit: int = 220) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -160,6 +194,8 @@ def _markdown(comparison: Comparison, rows: list[dict[str, object]], created: st
         lines.append(f"- Skipped **{mode}**: {why}.")
     if comparison.skipped:
         lines.append("")
+    if comparison.training:
+        lines += [*training_lines(comparison), ""]
     lines += [
         "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
@@ -200,6 +236,10 @@ def _html(comparison: Comparison, rows: list[dict[str, object]], created: str, o
         + "</ul>"
         for q, a, answers in _examples(comparison)
     )
+    training = "".join(
+        "<li>" + esc(line[2:].replace("**", "").replace("`", "")) + "</li>"
+        for line in training_lines(comparison)
+    )
     counts = rows[0] if rows else {}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -215,6 +255,7 @@ img {{ max-width: 100%; display: block; margin: 1rem 0; }}
 {counts.get("unanswerable", 0)} unanswerable) over {comparison.paragraphs} paragraphs, each asked once
 per mode. Created {esc(created)}.</p>
 <ul>{skipped}</ul>
+<ul>{training}</ul>
 <table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>
 <ul>{definitions}</ul>
 {images}

@@ -55,3 +55,14 @@ def test_scores_are_merged_into_the_version(app: App) -> None:
     registry.set_scores("v1", {"f1": 0.4})
     registry.set_scores("v1", {"em": 0.2})
     assert registry.get("v1").eval_scores == {"f1": 0.4, "em": 0.2}
+
+
+def test_a_fine_tunes_training_record_survives_and_newer_fields_are_skipped(app: App) -> None:
+    registry = app.model_registry
+    training = {"steps": 33, "loss_curve": [5.6, 4.1], "validation_loss_before": 4.7}
+    registry.register(ModelVersion("lora", "chat", "llamacpp", "/m.gguf", training=training))
+    assert registry.get("lora").training == training
+    # A record written by a newer Archivist, with a field this one does not know, still reads.
+    newer = '{"name": "n", "kind": "chat", "provider": "openai", "model": "m", "quantization": "q4"}'
+    app.redis.hset("archivist:models:versions", "n", newer)
+    assert registry.get("n").model == "m" and registry.get("n").training == {}

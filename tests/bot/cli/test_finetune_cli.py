@@ -56,8 +56,9 @@ def test_openai_run_follows_the_job_and_registers(config: Path, dataset: Path) -
 
 
 def test_run_arguments_are_checked_before_any_work(config: Path, dataset: Path, tmp_path: Path) -> None:
-    local = _run(["finetune", "run", "--provider", "local", "--dataset", str(dataset)], config)
-    _one_line_error(local, "--provider local needs --model")
+    local = ["finetune", "run", "--provider", "local", "--dataset", str(dataset)]
+    _one_line_error(_run([*local, "--max-steps", "-1"], config), "--max-steps must be ≥ 0")
+    _one_line_error(_run([*local, "--targets", ","], config), "--targets must name at least one layer")
     unknown = _run(["finetune", "run", "--provider", "azure", "--dataset", str(dataset)], config)
     _one_line_error(unknown, "--provider must be openai or local")
     no_data = _run(["finetune", "run", "--provider", "local", "--dataset", str(tmp_path)], config)
