@@ -98,13 +98,21 @@ async def ask(interaction: discord.Interaction, question: str) -> None:
 
 @app_commands.command(name="forget", description="Clear what I remember of this conversation.")
 async def forget(interaction: discord.Interaction) -> None:
+    # Discord waits 3 s for the first response; Redis or a cold model may take longer.
+    await interaction.response.defer(ephemeral=True, thinking=True)
     bot = _bot(interaction)
     await asyncio.to_thread(bot.core.forget, _question(interaction, "forget"))
-    await interaction.response.send_message(
+    await interaction.followup.send(
         "Done: I've forgotten this conversation. The next question starts fresh.",
         ephemeral=True,
         allowed_mentions=no_mentions(),
     )
+
+
+async def _send_private(interaction: discord.Interaction, text: str) -> None:
+    """``text`` to the person who ran the (ephemerally deferred) command, in as many messages as needed."""
+    for part in split_message(text):
+        await interaction.followup.send(part, ephemeral=True, allowed_mentions=no_mentions())
 
 
 def _when(timestamp: float) -> str:
@@ -115,6 +123,7 @@ def _when(timestamp: float) -> str:
     name="sources", description="List the sources I answer from and when they were last synced."
 )
 async def sources(interaction: discord.Interaction) -> None:
+    await interaction.response.defer(ephemeral=True, thinking=True)  # before any Redis I/O
     bot = _bot(interaction)
     readable = None
     if interaction.guild_id is not None:
@@ -134,10 +143,7 @@ async def sources(interaction: discord.Interaction) -> None:
             status = f"synced {_when(report.finished_at)}: {report_line(report)}"
         lines.append(f"• **{name}**: {status}")
     text = "\n".join(lines) if lines else "No sources are available in this channel."
-    parts = split_message(f"**Sources**\n{text}")
-    await interaction.response.send_message(parts[0], ephemeral=True, allowed_mentions=no_mentions())
-    for part in parts[1:]:
-        await interaction.followup.send(part, ephemeral=True, allowed_mentions=no_mentions())
+    await _send_private(interaction, f"**Sources**\n{text}")
 
 
 async def _source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -193,6 +199,7 @@ async def sync_status(interaction: discord.Interaction) -> None:
     ):
         await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
         return
+    await interaction.response.defer(ephemeral=True, thinking=True)  # before any Redis I/O
     running = bot.core.running_syncs()
     lines = []
     for name in bot.core.source_names():
@@ -206,10 +213,7 @@ async def sync_status(interaction: discord.Interaction) -> None:
             last += f" (stopped: {report.error})"
         lines.append(progress_text({name: running[name]}) if name in running else f"• **{name}**: {last}")
     text = "\n".join(lines) if lines else "No sources are configured."
-    parts = split_message(f"**Sync status**\n{text}")
-    await interaction.response.send_message(parts[0], ephemeral=True, allowed_mentions=no_mentions())
-    for part in parts[1:]:
-        await interaction.followup.send(part, ephemeral=True, allowed_mentions=no_mentions())
+    await _send_private(interaction, f"**Sync status**\n{text}")
 
 
 def register(tree: app_commands.CommandTree) -> None:

@@ -24,6 +24,7 @@ import datetime
 import itertools
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from discord.ext.test import backend, factories
 from discord.webhook.async_ import AsyncWebhookAdapter
 
 APPLICATION_ID = 424242424242424242
+INITIAL_RESPONSE_S = 3.0  # Receiving and Responding: "you must send an initial response within 3 seconds"
 _WAITED_TASKS = (
     "discord.py:",
     "CommandTree-invoker",
@@ -80,6 +82,7 @@ class Shown:
     reference: int | None = None
     deleted: bool = False
     edits: int = 0
+    thinking: bool = False  # a deferred response's "Archivist is thinking…" placeholder
 
     @property
     def ephemeral(self) -> bool:
@@ -100,6 +103,9 @@ class Screen:
         self.callbacks: list[dict[str, Any]] = []  # interaction responses, in order
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> the interaction payload
         self.expired_tokens: set[str] = set()
+        self.received: dict[str, float] = {}  # token -> when the bot got it (time.monotonic)
+        self.originals: dict[str, int] = {}  # token -> the interaction's original response message
+        self.refused_callbacks: list[dict[str, Any]] = []  # responses Discord rejected, with why
 
     def visible(self, channel: int | None = None) -> list[Shown]:
         return [
@@ -261,13 +267,7 @@ class FakeWebhookAdapter:
         payload = kwargs.get("payload") or {}
         path = route.url.split("/api/v10", 1)[-1]
         if match := re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path):
-            response = {"type": payload.get("type"), "data": payload.get("data") or {}, "token": match[2]}
-            self.screen.callbacks.append(response)
-            data = response["data"]
-            if response["type"] == 4:  # a message as the response itself
-                channel_id = int(self.screen.interactions[match[2]]["channel_id"])
-                self.screen.record(factories.make_id(), channel_id, data, "response")
-            return {"interaction": {"id": match[1], "type": 2}}
+            return self._callback(match[1], match[2], payload)
         match = re.fullmatch(r"/webhooks/(\d+)/([^/]+)(?:/messages/([^/]+))?", path)
         if match is None:
             raise AssertionError(f"unexpected webhook call {route.method} {path}")
@@ -277,12 +277,19 @@ class FakeWebhookAdapter:
                 _Response(401, "Unauthorized"), {"code": 50027, "message": "Invalid Webhook Token"}
             )
         channel_id = int(self.screen.interactions[token]["channel_id"])
-        if route.method == "POST":
+        if message == "@original":
+            message = str(self._original(token))
+        placeholder = self._placeholder(token)
+        if route.method == "POST" and placeholder is not None:
+            # Receiving and Responding (Create Followup Message): the first followup after a deferred
+            # response replaces the "thinking" message and keeps the defer's flags (ephemeral or not).
+            shown = self.screen.record(placeholder.id, channel_id, {**payload, "flags": placeholder.flags}, "followup")
+            shown.thinking = False
+        elif route.method == "POST":
             shown = self.screen.record(factories.make_id(), channel_id, payload, "followup")
         elif route.method == "PATCH":
-            if message == "@original":
-                message = str(self._original(token))
             shown = self.screen.record(int(message), channel_id, payload, "followup")
+            shown.thinking = False
         elif route.method == "DELETE":
             self.screen.messages[int(message)].deleted = True
             return None
@@ -290,10 +297,41 @@ class FakeWebhookAdapter:
             shown = self.screen.messages[int(message)]
         return message_payload(self.bot, shown)
 
+    def _callback(self, interaction_id: str, token: str, payload: dict[str, Any]) -> Any:
+        response = {"type": payload.get("type"), "data": payload.get("data") or {}, "token": token}
+        received = self.screen.received.get(token, time.monotonic())
+        if time.monotonic() - received > INITIAL_RESPONSE_S:
+            # Receiving and Responding: the initial response must come within 3 seconds, else the
+            # token is invalidated and the callback fails with 10062 Unknown interaction.
+            self.screen.refused_callbacks.append({**response, "code": 10062})
+            raise discord.NotFound(_Response(404, "Not Found"), {"code": 10062, "message": "Unknown interaction"})
+        if any(c["token"] == token for c in self.screen.callbacks):
+            # Receiving and Responding: an interaction takes exactly one initial response.
+            self.screen.refused_callbacks.append({**response, "code": 40060})
+            raise discord.HTTPException(
+                _Response(400, "Bad Request"),
+                {"code": 40060, "message": "Interaction has already been acknowledged."},
+            )
+        self.screen.callbacks.append(response)
+        data = response["data"]
+        interaction = self.screen.interactions.get(token, {})
+        channel_id = int(interaction.get("channel_id", 0))
+        if response["type"] == 4:  # a message as the response itself
+            shown = self.screen.record(factories.make_id(), channel_id, data, "response")
+            self.screen.originals[token] = shown.id
+        elif response["type"] == 5:  # deferred: users see "Archivist is thinking…" until a followup
+            shown = self.screen.record(factories.make_id(), channel_id, {"flags": data.get("flags", 0)}, "followup")
+            shown.thinking = True
+            self.screen.originals[token] = shown.id
+        return {"interaction": {"id": interaction_id, "type": interaction.get("type", 2)}}
+
     def _original(self, token: str) -> int:
-        # The deferred "thinking" message becomes the first followup.
-        followups = [m for m in self.screen.messages.values() if m.via == "followup"]
-        return followups[0].id if followups else factories.make_id()
+        return self.screen.originals.get(token) or factories.make_id()
+
+    def _placeholder(self, token: str) -> Shown | None:
+        original = self.screen.originals.get(token)
+        shown = self.screen.messages.get(original) if original is not None else None
+        return shown if shown is not None and shown.thinking and not shown.deleted else None
 
 
 @dataclass
@@ -378,6 +416,7 @@ def interaction_payload(
     if message is not None:
         payload["message"] = message
     screen.interactions[token] = payload
+    screen.received[token] = time.monotonic()
     if age >= datetime.timedelta(minutes=15):
         screen.expired_tokens.add(token)
     return payload

@@ -51,7 +51,8 @@ async def test_ask_past_the_interaction_window_answers_with_a_channel_message(
         age=datetime.timedelta(minutes=16),
         question=QUESTION,
     )
-    [answer] = discord_env.screen.visible(discord_env.channel.id)
+    # The expired token can no longer fill the "thinking" placeholder; the answer is a channel message.
+    [answer] = [m for m in discord_env.screen.visible(discord_env.channel.id) if not m.thinking]
     assert answer.via == "channel" and answer.content.startswith(openai_server.reply)
 
 
@@ -159,3 +160,51 @@ async def test_sources_lists_what_this_channel_reads(discord_env) -> None:
     )
     [listing] = discord_env.screen.visible()
     assert listing.ephemeral and "**handbook**" in listing.content and "synced" in listing.content
+
+
+# -- Discord's 3-second window, with a slow Redis --------------------------------
+
+SLOW_REDIS_S = 3.5  # longer than Discord's 3 s for an initial response
+
+
+@pytest.fixture
+def slow_redis(monkeypatch: pytest.MonkeyPatch):
+    """Redis stalls: every command sent in the next SLOW_REDIS_S seconds waits until they are over."""
+    import time
+
+    from redis.connection import AbstractConnection
+
+    original = AbstractConnection.send_packed_command
+
+    def stall() -> None:
+        until = time.monotonic() + SLOW_REDIS_S
+
+        def slowly(self, command, check_health=True):  # noqa: ANN001, ANN202 - redis-py's signature
+            time.sleep(max(0.0, until - time.monotonic()))
+            return original(self, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", slowly)
+
+    return stall
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("command", "seen"), [("forget", "forgotten"), ("sources", "handbook"), ("sync-status", "handbook")]
+)
+async def test_commands_answer_within_the_window_while_redis_is_slow(
+    discord_env, slow_redis, command, seen
+) -> None:
+    env = discord_env
+    slow_redis()
+    await slash(
+        env.bot,
+        env.screen,
+        command,
+        channel=env.channel,
+        member=env.alice,
+        permissions=discord.Permissions(manage_guild=True),
+    )
+    assert env.screen.refused_callbacks == []  # Discord accepted the first response in time
+    [reply] = env.screen.visible()
+    assert reply.ephemeral and seen in reply.content and not reply.thinking
