@@ -38,15 +38,19 @@ searchable) and the rest of the batch goes on.
 
 Who may read a page
 -------------------
-A page without read restrictions (on itself or any ancestor) has the source's configured
-readers (``public`` / ``principals``; private when neither is set): set them to whoever can see
-the spaces. A page with read restrictions is readable only by ``confluence:user:<accountId>`` and
-``confluence:group:<group name>`` principals. Confluence lets a reader through only if every
-restricted level (the page and each restricted ancestor) admits them; since group membership is
-not known here, the principals are the users listed at every restricted level plus the groups
-listed at every restricted level. That never grants more than Confluence does, and can grant
-less (a user admitted at one level only through a group). Restriction changes that do not edit
-the page (on it or on an ancestor) are picked up by a full sync (``archivist sync --full``).
+A page without read restrictions (on itself or any ancestor) has the source's configured readers
+(``public`` / ``principals``; private when neither is set): set them to whoever can see the
+spaces. A page with read restrictions is readable only by ``confluence:user:<accountId>`` and
+``confluence:group:<group name>`` principals, plus ``email:<address>`` for each such user whose
+address Confluence shows (``GET /rest/api/user?accountId=``, looked up once per account and kept
+while the process runs): the identity map gives that principal to a chat user whose platform
+confirmed the address, so Ada's Slack DM reads a page restricted to Ada's account. Confluence lets
+a reader through only if every restricted level (the page and each restricted ancestor) admits
+them; since group membership is not known here, the principals are the users listed at every
+restricted level plus the groups listed at every restricted level. That never grants more than
+Confluence does, and can grant less (a user admitted at one level only through a group).
+Restriction changes that do not edit the page (on it or on an ancestor) are picked up by a full
+sync (``archivist sync --full``).
 
 Options (``[connectors.NAME] type = "confluence"``): ``base_url`` (``https://TEAM.atlassian.net/wiki``),
 ``email`` (the account the API token belongs to), ``spaces`` (space keys; required, so personal
@@ -63,7 +67,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -198,6 +202,7 @@ class ConfluenceConnector:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
     _restriction_cache: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
+    _emails: dict[str, str] = field(default_factory=dict, repr=False)  # accountId -> email ("" hidden)
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> ConfluenceConnector:
@@ -308,7 +313,7 @@ class ConfluenceConnector:
             answer = self._search(client, path, query)
             pages = _results(answer)
             base = self._site_base(answer)
-            batch: Batch = [self._document(page, base) for page in pages]
+            batch: Batch = [self._with_emails(client, self._document(page, base)) for page in pages]
         except ApiError as exc:
             if exc.status != 500:
                 raise
@@ -318,7 +323,11 @@ class ConfluenceConnector:
             answer = client.get_json(path, params={**query, "expand": "version"})
             pages = _results(answer)
             base = self._site_base(answer)
-            batch = [item for page in pages if (item := self._read_one(client, page, base)) is not None]
+            batch = [
+                self._with_emails(client, item)
+                for page in pages
+                if (item := self._read_one(client, page, base)) is not None
+            ]
         modified = [when for page in pages if (when := parse_time(_get(page, "version", "when")))]
         return answer, (batch, modified)
 
@@ -435,6 +444,32 @@ class ConfluenceConnector:
             updated_at=updated or datetime.now(UTC),
             acl=self._page_acl(page),
         )
+
+    def _with_emails(self, client: ApiClient, item: Document | LoadFailure) -> Document | LoadFailure:
+        """The document with ``email:<address>`` beside each restricted user Confluence shows one for."""
+        if not isinstance(item, Document):
+            return item
+        emails = set()
+        for reader in item.acl.principals:
+            if reader.startswith("confluence:user:"):
+                email = self._email_of(client, reader.removeprefix("confluence:user:"))
+                if email:
+                    emails.add(f"email:{email}")
+        if not emails:
+            return item
+        return replace(item, acl=Acl(public=item.acl.public, principals=item.acl.principals | emails))
+
+    def _email_of(self, client: ApiClient, account_id: str) -> str:
+        if account_id not in self._emails:
+            try:
+                user = client.get_json("/rest/api/user", params={"accountId": account_id})
+            except ApiError as exc:
+                if exc.rate_limited or exc.status == 401:
+                    raise
+                user = {}
+            email = user.get("email") if isinstance(user, dict) else None
+            self._emails[account_id] = email.strip().lower() if isinstance(email, str) else ""
+        return self._emails[account_id]
 
     def _page_acl(self, page: Mapping[str, Any]) -> Acl:
         ancestors = page.get("ancestors")

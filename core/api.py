@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from core.answering.answers import Answer, Done, Question, Token
 from core.answering.feedback import AnswerRecord
+from core.answering.identities import IdentityMap
 from core.sync.engine import Progress
 from core.sync.service import SyncOutcome
 from core.sync.status import SyncReport
@@ -74,6 +75,8 @@ class SyncRun:
 class CoreAPI:
     def __init__(self, app: App) -> None:
         self._app = app
+        # Who each chat user is in the sources; a DM's question reads with those principals too.
+        self.identities = IdentityMap(lambda: app.redis)
         # Sources syncing from this process now, with their latest progress (None: starting).
         self._running: dict[str, Progress | None] = {}
 
@@ -93,7 +96,7 @@ class CoreAPI:
     # -- answering -----------------------------------------------------------
 
     def stream(self, question: Question) -> AsyncIterator[Token | Done]:
-        return self._app.assistant.astream(question)
+        return self._app.assistant.astream(self.identities.expand(question))
 
     async def answer(
         self, question: Question, on_token: Callable[[str], Awaitable[object]] | None = None

@@ -20,6 +20,7 @@ from bot.slack import blocking
 from bot.slack.answering import PLATFORM, Answerer
 from bot.slack.claims import FollowedThreads, Once
 from bot.slack.failures import log_failure, user_message
+from bot.slack.identity import SlackIdentities
 from bot.slack.render import SHARE, answer_messages, notice
 from bot.slack.safety import neutralize
 from core.answering.access import ChannelPolicy, channel_question, direct_question
@@ -57,6 +58,7 @@ class AskHandlers:
         self._answerer = answerer
         self._messages = messages
         self._threads = threads
+        self._identities = SlackIdentities(core.identities)
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
@@ -98,6 +100,8 @@ class AskHandlers:
             await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=USAGE)
             return
         memory = thread_ts or ""
+        if is_dm(channel):  # a DM reads what the asker's confirmed email may read too
+            await self._identities.learn(client, user)
         question = self.question(text, team=team, channel=channel, user=user, thread=memory)
         await self._answerer.into_thread(
             client,

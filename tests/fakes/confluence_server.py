@@ -28,6 +28,9 @@ Overload and bugs the real service has, for the connector to survive:
   backend/onyx/connectors/confluence/onyx_confluence.py).
 - ``GET /wiki/rest/api/content/{id}/restriction/byOperation/read``: one page's read
   restrictions (404 for pages that are not current, or listed in ``restrictions_gone``).
+- ``GET /wiki/rest/api/user?accountId=``: a user; ``email`` is empty unless the user's profile
+  shows it (``users``: accountId -> email, "" for a hidden one), as the API documents
+  ("Depending on the user's privacy setting, this may return an empty string").
 """
 
 from __future__ import annotations
@@ -159,6 +162,7 @@ class FakeConfluence:
         self.times_out_above: int | None = None
         self.ancestor_bug: set[str] = set()
         self.restrictions_gone: set[str] = set()
+        self.users: dict[str, str] = {}  # accountId -> email as the profile shows it ("" when hidden)
         self._clock = START_TIME
         self._ids = 100000
         self._lock = threading.Lock()
@@ -343,6 +347,18 @@ class FakeConfluence:
             "_links": links,
         }
 
+    def _user(self, account_id: str) -> tuple[int, dict[str, Any]]:
+        if account_id not in self.users:
+            return 404, {"statusCode": 404, "message": f"No user found with accountId: {account_id}"}
+        return 200, {
+            "type": "known",
+            "accountId": account_id,
+            "accountType": "atlassian",
+            "email": self.users[account_id],
+            "publicName": account_id,
+            "displayName": account_id,
+        }
+
     def _hits_ancestor_bug(self, pages: list[FakePage], expand: set[str]) -> bool:
         # Expanding ancestors' restrictions 404s the whole request when one ancestor is a draft,
         # outdated or trashed (Cloud bug; see Onyx onyx_confluence.py, "restrictions" fallback).
@@ -404,6 +420,8 @@ class FakeConfluence:
                     )
                 elif parts.path == f"{CONTEXT}/rest/api/content/search":
                     self._json(*fake._search(query))
+                elif parts.path == f"{CONTEXT}/rest/api/user":
+                    self._json(*fake._user(query.get("accountId", "")))
                 elif match := re.fullmatch(
                     rf"{CONTEXT}/rest/api/content/(\d+)/restriction/byOperation/read", parts.path
                 ):

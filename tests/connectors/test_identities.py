@@ -1,0 +1,159 @@
+"""Private documents reach the right people in chat: the identity map, end to end.
+
+Drive and Confluence are synced through the real engine into the real store; Slack's
+``users.info`` comes from the Web API stand-in; the question is scoped as a Slack DM and
+expanded by the core's identity map, then searched with the store's own ACL filter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.identity import SlackIdentities
+from core.answering.access import direct_question
+from core.answering.identities import IdentityMap
+from core.api import CoreAPI
+from core.app import App
+from core.errors import InputError
+from core.retrieval.store.base import AccessFilter, SearchQuery
+from tests.conftest import BASE_CONFIG
+from tests.fakes.confluence_server import FakeConfluence, fake_confluence
+from tests.fakes.google_drive_server import TOKEN, FakeDrive
+from tests.fakes.slack_server import TOKEN as SLACK_TOKEN
+from tests.fakes.slack_server import FakeSlack
+
+ADA, BOB = "U0ADA", "U0BOB"
+ADA_ACCOUNT = "557058:ada-account"
+SECRET_FILE = "The 2027 salary bands put senior engineers at ninety thousand marmots."
+SECRET_PAGE = "The acquisition of Quokka Labs closes on the third of March."
+
+
+@pytest.fixture
+def drive(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDrive]:
+    monkeypatch.setenv("GOOGLE_DRIVE_TOKEN", TOKEN)
+    fake = FakeDrive().start()
+    fake.add("Salary bands.md", "text/markdown", f"# Salary bands\n\n{SECRET_FILE}", file_id="mdBands",
+             permissions=[{"id": "1", "type": "user", "role": "reader", "emailAddress": "Ada@Acme.example"}])  # fmt: skip
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def wiki(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeConfluence]:
+    with fake_confluence() as fake:
+        monkeypatch.setenv("CONFLUENCE_API_TOKEN", fake.token)
+        fake.add("Project Quokka", f"<p>{SECRET_PAGE}</p>", read_users=[ADA_ACCOUNT])
+        fake.users[ADA_ACCOUNT] = "ada@acme.example"
+        yield fake
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    fake.users[ADA] = {"id": ADA, "is_email_confirmed": True, "profile": {"email": "ada@acme.example"}}
+    fake.users[BOB] = {"id": BOB, "is_email_confirmed": True, "profile": {"email": "bob@acme.example"}}
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def synced(drive: FakeDrive, wiki: FakeConfluence, make_app: Callable[[str], App]) -> App:
+    tables = (
+        f'\n[connectors.drive]\ntype = "google_drive"\napi_url = "{drive.base_url}"\n'
+        f'\n[connectors.wiki]\ntype = "confluence"\nbase_url = "{wiki.base_url}"\nemail = "{wiki.email}"\n'
+        'spaces = ["ENG"]\n'
+    )
+    app = make_app(BASE_CONFIG + tables)
+    for name in ("drive", "wiki"):
+        report = app.sync_engine.sync(app.connector(name))
+        assert (report.added, report.failed) == (1, 0), report.failures
+    return app
+
+
+def _dm_hits(app: App, api: CoreAPI, user: str, text: str) -> list[str]:
+    """What a DM from ``user`` may cite for ``text``, as the assistant's retrieval filters it."""
+    asked = direct_question(text, platform="slack", workspace="T0ACME", user=user, channel="D0" + user)
+    question = api.identities.expand(asked)
+    scope = AccessFilter(principals=question.principals, sources=question.sources)
+    hits = app.store.search(SearchQuery(text, app.embedder.embed_query(text), limit=5), scope)
+    return [hit.chunk.text for hit in hits]
+
+
+def test_ada_reads_what_is_shared_with_her_in_a_dm_and_bob_does_not(synced: App, slack: FakeSlack) -> None:
+    api = CoreAPI(synced)
+    learner = SlackIdentities(api.identities)
+    web = AsyncWebClient(token=SLACK_TOKEN, base_url=slack.api_url)
+    for user in (ADA, BOB):
+        asyncio.run(learner.learn(web, user))
+
+    for text, secret in (
+        ("What are the salary bands?", SECRET_FILE),
+        ("When does Quokka close?", SECRET_PAGE),
+    ):
+        assert any(secret in hit for hit in _dm_hits(synced, api, ADA, text)), text
+        assert not any(secret in hit for hit in _dm_hits(synced, api, BOB, text)), text
+
+    # Slack was asked once per user; the address is remembered for a day.
+    asyncio.run(learner.learn(web, ADA))
+    assert [r.form().get("user") for r in slack.requests if r.path == "/api/users.info"] == [ADA, BOB]
+
+
+def test_an_unconfirmed_or_missing_email_adds_nothing(synced: App, slack: FakeSlack) -> None:
+    api = CoreAPI(synced)
+    slack.users[ADA]["is_email_confirmed"] = False
+    slack.users[BOB] = {"id": BOB, "profile": {}}  # no users:read.email scope: Slack leaves it out
+    web = AsyncWebClient(token=SLACK_TOKEN, base_url=slack.api_url)
+    for user in (ADA, BOB):
+        asyncio.run(SlackIdentities(api.identities).learn(web, user))
+    assert not any(SECRET_FILE in hit for hit in _dm_hits(synced, api, ADA, "What are the salary bands?"))
+
+
+def test_an_admin_link_lets_a_discord_user_read_as_their_email(synced: App) -> None:
+    api = CoreAPI(synced)
+    question = direct_question("salary bands", platform="discord", workspace="", user="4242", channel="9")
+    assert api.identities.expand(question) == question  # nobody links, nothing more
+    api.identities.link("discord:user:4242", "Ada@Acme.example")
+    expanded = api.identities.expand(question)
+    assert {"google:user:ada@acme.example", "email:ada@acme.example"} <= expanded.principals
+    assert api.identities.unlink("discord:user:4242", "ada@acme.example")
+    assert api.identities.expand(question) == question
+
+
+def test_a_channel_question_never_expands(synced: App) -> None:
+    api = CoreAPI(synced)
+    api.identities.note_email(f"slack:user:{ADA}", "ada@acme.example")
+    from core.answering.access import ChannelPolicy, channel_question
+
+    question = channel_question(
+        "salary bands",
+        platform="slack",
+        workspace="T0ACME",
+        channel="C0GENERAL",
+        thread="",
+        policy=ChannelPolicy(),
+    )
+    assert api.identities.expand(question) == question
+
+
+@pytest.mark.parametrize(
+    ("chat", "target", "message"),
+    [
+        ("U0ADA", "ada@acme.example", "not a chat user"),
+        ("slack:user:U0ADA", "slack:channel:C0SECRET", "chat principal"),
+        ("slack:user:U0ADA", "discord:role:1", "chat principal"),
+        ("slack:user:U0ADA", "root", "neither an email"),
+    ],
+)
+def test_links_that_would_smuggle_access_are_refused(
+    synced: App, chat: str, target: str, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        IdentityMap(lambda: synced.redis).link(chat, target)
