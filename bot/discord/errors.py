@@ -40,11 +40,29 @@ async def tell_channel(
 
 
 async def tell_interaction(interaction: discord.Interaction, exc: BaseException) -> None:
-    """Answer the interaction with the error, ephemeral, however far it had got."""
+    """Answer the interaction with the error, ephemeral, however far it had got.
+
+    After a public defer the first followup would fill the public "thinking…" message
+    (and take its visibility), so that message is deleted first and the error follows
+    as a message only the person who asked can see.
+    """
     text = f"⚠️ {describe(exc)}"
     if not interaction.response.is_done():
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=no_mentions())
     elif not interaction.is_expired():
+        await _drop_public_placeholder(interaction)
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=no_mentions())
     elif isinstance(interaction.channel, discord.abc.Messageable):
         await interaction.channel.send(text, allowed_mentions=no_mentions())
+
+
+async def _drop_public_placeholder(interaction: discord.Interaction) -> None:
+    """Delete the original response if it is still a public "thinking…" message."""
+    if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+        return
+    try:
+        original = await interaction.original_response()
+        if original.flags.loading and not original.flags.ephemeral:
+            await interaction.delete_original_response()
+    except discord.HTTPException as error:  # gone already, or Discord refused: the error still follows
+        log.info("could not clear the deferred response before an error: %s", error)

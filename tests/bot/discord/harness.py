@@ -356,7 +356,8 @@ def message_payload(bot: discord.Client, shown: Shown) -> dict[str, Any]:
         "embeds": [],
         "pinned": False,
         "type": 0,
-        "flags": shown.flags,
+        # Message flags: LOADING (1 << 7) while a deferred response is "thinking".
+        "flags": shown.flags | (128 if shown.thinking else 0),
         "components": shown.components,
         "application_id": str(APPLICATION_ID),
     }

@@ -208,3 +208,19 @@ async def test_commands_answer_within_the_window_while_redis_is_slow(
     assert env.screen.refused_callbacks == []  # Discord accepted the first response in time
     [reply] = env.screen.visible()
     assert reply.ephemeral and seen in reply.content and not reply.thinking
+
+
+@pytest.mark.asyncio
+async def test_an_ask_that_fails_tells_only_the_asker(discord_env, openai_server) -> None:
+    openai_server.fail_with = 500
+    await slash(
+        discord_env.bot,
+        discord_env.screen,
+        "ask",
+        channel=discord_env.channel,
+        member=discord_env.alice,
+        question=QUESTION,
+    )
+    # The public "thinking…" message is gone; the error is for the asker's eyes only.
+    [error] = discord_env.screen.visible()
+    assert error.ephemeral and error.content.startswith("⚠️") and "try again" in error.content.lower()
