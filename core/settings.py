@@ -162,6 +162,10 @@ class DiscordSettings(ChatPlatformSettings):
     admin_roles: list[str] = []
     reply_in_thread: bool = False  # every channel answers in a new thread
     reply_in_thread_channels: list[str] = []  # or only these channel ids
+    # Register the slash commands in this server only (they appear at once; for development)
+    # instead of globally. See docs/discord.md#application-commands.
+    dev_guild: str | None = None
+    forum_channels: list[str] = []  # forum channel ids whose new posts are answered in their thread
 
 
 class ConnectorSettings(BaseModel):
