@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import ask, context, demo, evaluate, finetune, serve, sync
+from bot.cli import ask, context, demo, evaluate, finetune, identities, serve, sync
 from bot.cli.console import err
 from bot.cli.models import models_commands
 from core.errors import ArchivistError, user_message
@@ -57,6 +57,7 @@ app.add_typer(serve.serve, name="serve")
 app.add_typer(models_commands(lambda: context.application()), name="models")
 app.add_typer(evaluate.evaluate, name="eval")
 app.add_typer(finetune.finetune, name="finetune")
+app.add_typer(identities.identities, name="identities")
 app.command("serve-model")(serve.serve_model)
 app.command()(demo.demo)
 
