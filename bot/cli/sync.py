@@ -85,6 +85,7 @@ def worker(
 def sources() -> None:
     """List the configured sources, their last sync and when the worker runs them next."""
     import time
+    from datetime import datetime
 
     import redis
 
@@ -112,6 +113,10 @@ def sources() -> None:
         else:
             last = service.last_report(name)
             next_run = "running" if service.running(name) else next_run_at(interval, last, now)
+            retry = last.retry_at(interval) if last is not None else None
+            if retry is not None and next_run != "running":  # stopped by a passing outage
+                when = "now" if retry <= now else datetime.fromtimestamp(retry).strftime("%H:%M")
+                next_run = f"retry {when}"
         rows.append(
             (name, connector.kind, connector.describe(), application.store.count(name), last, next_run)
         )

@@ -34,7 +34,7 @@ from core.sync.connector import (
     LoadsAll,
     PollsChanges,
 )
-from core.sync.status import SyncReport, SyncStatusStore
+from core.sync.status import SyncReport, SyncStatusStore, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class SyncEngine:
                 self._store.finish_sync()
         except SourceError as exc:
             report.error = str(exc)
+            report.transient = is_transient(exc)
             raise
         except BaseException as exc:  # Ctrl-C, a bug: say the run stopped, then let it propagate
             report.error = f"stopped by {type(exc).__name__}"

@@ -13,6 +13,18 @@ _KEY = "archivist:sync:{source}:last"
 _CHECKPOINT_KEY = "archivist:sync:{source}:checkpoint"
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 MAX_REPORTED_FAILURES = 20  # a summary, not a log: the first few say enough
+# A sync stopped by a passing outage (an overloaded service, a timeout, a rate limit) is tried
+# again this soon by the worker, however long the source's interval; an hour-long interval
+# should not leave a source stale for an hour because of one 502.
+TRANSIENT_RETRY_S = 300
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error says the source will likely answer if asked again soon.
+
+    Connectors mark such errors ``transient = True`` (retries ran out on 429, 5xx, timeouts).
+    """
+    return getattr(exc, "transient", False) is True
 
 
 @dataclass
@@ -30,6 +42,7 @@ class SyncReport:
     full: bool = False
     error: str = ""
     resumed: bool = False  # this run picked up where an interrupted one stopped
+    transient: bool = False  # it stopped on a passing outage: the worker retries it soon
 
     @property
     def finished(self) -> bool:
@@ -53,7 +66,16 @@ class SyncReport:
             return f"{self.source}: running or interrupted, {self.added + self.updated} indexed so far"
         if self.resumed:
             text += " (resumed an interrupted sync)"
+        if self.error and self.transient:
+            return f"{text} (stopped by a passing outage: {self.error})"
         return f"{text} (stopped: {self.error})" if self.error else text
+
+    def retry_at(self, interval_s: int | None) -> float | None:
+        """When the worker tries a source stopped by a passing outage again; None for any other
+        stop, and for a source synced only on demand (``interval_s`` None)."""
+        if interval_s is None or not (self.finished and self.error and self.transient):
+            return None
+        return self.finished_at + min(interval_s, TRANSIENT_RETRY_S)
 
 
 class SyncStatusStore:
@@ -72,7 +94,10 @@ class SyncStatusStore:
         except _REDIS_ERRORS as exc:
             log.warning("could not read sync status from Redis: %s", exc)
             return None
-        return SyncReport(**json.loads(raw)) if raw else None
+        if not raw:
+            return None
+        known = set(SyncReport.__dataclass_fields__)
+        return SyncReport(**{k: v for k, v in json.loads(raw).items() if k in known})
 
     # A polled source's cursor: saved after each indexed batch, so a killed sync resumes there.
     def checkpoint(self, source: str) -> str | None:

@@ -33,6 +33,9 @@ def next_run_at(interval_s: int | None, last: SyncReport | None, now: float) -> 
         return None
     if last is None:
         return now
+    retry = last.retry_at(interval_s)  # stopped by a passing outage: sooner than the interval
+    if retry is not None:
+        return retry
     # An interrupted run counts from its start, so a crash loop cannot spin faster than the interval.
     return (last.finished_at if last.finished else last.started_at) + interval_s
 

@@ -164,3 +164,40 @@ def test_slack_sync_prunes_deleted_threads(
         assert set(app.store.indexed_documents("help")) == {f"C0HELP:{question}"}
     finally:
         slack.stop()
+
+
+def test_a_sync_stopped_by_an_outage_says_so_and_is_retried_soon(
+    make_source_app: Callable[[str], App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import SourceError
+    from core.sync.status import TRANSIENT_RETRY_S
+    from core.sync.worker import next_run_at
+
+    monkeypatch.setenv("GOOGLE_DRIVE_TOKEN", DRIVE_TOKEN)
+    drive = FakeDrive().start()
+    try:
+        drive.add(
+            "Plan", DOC, "<p>The plan.</p>", permissions=[{"id": "a", "type": "anyone", "role": "reader"}]
+        )
+        app = make_source_app(f'\n[connectors.drive]\ntype = "google_drive"\napi_url = "{drive.base_url}"\n')
+        connector = app.connector("drive")
+        connector.sleep = lambda _seconds: None  # type: ignore[attr-defined]
+        drive.fail("/files", 502)  # Google is having a bad hour
+        with pytest.raises(SourceError, match="HTTP 502"):
+            app.sync_engine.sync(connector)
+        last = app.sync_status.last("drive")
+        assert last is not None and last.transient
+        assert "stopped by a passing outage" in last.summary()
+        # The worker tries again in minutes, not after the source's hour-long interval.
+        assert next_run_at(3600, last, last.finished_at) == last.finished_at + TRANSIENT_RETRY_S
+        assert next_run_at(None, last, last.finished_at) is None  # on demand stays on demand
+
+        drive.clear_failures()
+        drive.fail("/files", 400, body=b'{"error": {"code": 400, "message": "Invalid Value"}}')
+        with pytest.raises(SourceError):
+            app.sync_engine.sync(connector)
+        last = app.sync_status.last("drive")
+        assert last is not None and not last.transient and "(stopped: " in last.summary()
+        assert next_run_at(3600, last, last.finished_at) == last.finished_at + 3600
+    finally:
+        drive.stop()
