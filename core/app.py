@@ -19,7 +19,13 @@ from core.answering.history import ConversationHistory
 from core.answering.router import Router
 from core.errors import ServiceUnavailable, UnknownSourceError
 from core.models.chat import ChatModel, build_chat_model
-from core.models.embeddings import LocalEmbeddings, RemoteEmbeddings, build_embeddings, embedder_identity
+from core.models.embeddings import (
+    LocalEmbeddings,
+    OnnxEmbeddings,
+    RemoteEmbeddings,
+    build_embeddings,
+    embedder_identity,
+)
 from core.models.lineup import ModelLineup
 from core.models.registry import ModelRegistry
 from core.redis_conn import connect
@@ -56,8 +62,8 @@ class App:
             raise ServiceUnavailable(msg) from exc
 
     @cached_property
-    def embedder(self) -> LocalEmbeddings | RemoteEmbeddings:
-        return build_embeddings(self.settings.embeddings)
+    def embedder(self) -> LocalEmbeddings | OnnxEmbeddings | RemoteEmbeddings:
+        return build_embeddings(self.settings.embeddings, self.settings.data_dir)
 
     @cached_property
     def weaviate(self) -> WeaviateClient:

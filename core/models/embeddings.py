@@ -1,6 +1,8 @@
 """Embedding models: the bundled all-MiniLM-L6-v2 offline, or an OpenAI-compatible endpoint.
 
-Both implement LangChain's ``Embeddings`` so any LangChain component can use them.
+A local model runs through PyTorch (``LocalEmbeddings``) or ONNX Runtime (``OnnxEmbeddings``,
+core/models/onnx_export.py), as ``[embeddings] backend`` says. All implement LangChain's
+``Embeddings`` so any LangChain component can use them.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
 from core.errors import ConfigError, ModelError, ServiceUnavailable
+from core.models.onnx_export import OnnxEmbeddings
 from core.settings import EmbeddingSettings
 
 LOCAL_MODELS = {"all-MiniLM-L6-v2": 384}
@@ -126,16 +130,34 @@ class RemoteEmbeddings(Embeddings):
         return self.embed_documents([text])[0]
 
 
-def build_embeddings(settings: EmbeddingSettings) -> LocalEmbeddings | RemoteEmbeddings:
+def build_embeddings(
+    settings: EmbeddingSettings, data_dir: Path | None = None
+) -> LocalEmbeddings | OnnxEmbeddings | RemoteEmbeddings:
+    """The configured embedder. ``data_dir`` holds the ONNX exports (default: ``.archivist``)."""
     if settings.provider == "openai":
         return RemoteEmbeddings(settings)
-    if settings.threads:
-        import torch
-
-        torch.set_num_threads(settings.threads)  # process-wide: torch has no per-model setting
     path = local_model_path(settings)
     known = None if settings.path else LOCAL_MODELS.get(settings.model)  # the bundled model's size
-    return LocalEmbeddings(path, settings.batch_size, known)
+    return local_embeddings(path, settings.backend, data_dir, settings.batch_size, known, settings.threads)
+
+
+def local_embeddings(
+    path: str,
+    backend: str = "torch",
+    data_dir: Path | None = None,
+    batch_size: int = 64,
+    dimensions: int | None = None,
+    threads: int | None = None,
+) -> LocalEmbeddings | OnnxEmbeddings:
+    """The local model at ``path`` run by ``backend`` ("torch", "onnx" or "onnx-int8")."""
+    if backend in ("onnx", "onnx-int8"):
+        directory = data_dir if data_dir is not None else Path(".archivist")
+        return OnnxEmbeddings(path, directory, backend == "onnx-int8", batch_size, dimensions, threads)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
+    return LocalEmbeddings(path, batch_size, dimensions)
 
 
 def local_model_path(settings: EmbeddingSettings) -> str:
@@ -161,14 +183,17 @@ def embedder_identity(settings: EmbeddingSettings) -> str:
     an index built by another one is rebuilt, and cached vectors are keyed by this.
 
     A model directory is named by its path and its weights' size and modification time,
-    so a fine-tune written over the same directory counts as a new embedder.
+    so a fine-tune written over the same directory counts as a new embedder. The backend
+    is named when its vectors differ from PyTorch's: "onnx" reproduces them (checked at
+    export: cosine >= 0.999) and shares the index; "onnx-int8" moves them, so it has its own.
     """
     if settings.provider == "openai":
         return settings.model + (f"@{settings.dimensions}" if settings.dimensions else "")
+    suffix = "#onnx-int8" if settings.backend == "onnx-int8" else ""
     directory = settings.path or (settings.model if settings.model not in LOCAL_MODELS else "")
     if not directory:
-        return settings.model  # the bundled weights never change
-    return f"{os.path.abspath(directory)}@{weights_stamp(directory)}"
+        return settings.model + suffix  # the bundled weights never change
+    return f"{os.path.abspath(directory)}@{weights_stamp(directory)}{suffix}"
 
 
 def embed_in_batches(embedder: Embeddings, texts: Sequence[str], batch_size: int) -> list[list[float]]:

@@ -4,6 +4,11 @@ List what exists → re-read only new or changed documents → chunk → embed i
 batches → replace their chunks → delete what vanished → record a report.
 Unchanged documents cost no parsing and no embedding.
 
+The stages overlap: while one batch is embedded (in a worker thread; the model's kernels
+release the GIL), the next is read, parsed and chunked and the previous one written, so
+a sync runs close to the embedder's own speed. At most two batches are in flight, and
+batches are written in the order they were read.
+
 A sync killed midway (a crash, a deploy, ``kill -9``) resumes without losing or
 duplicating anything: each batch replaces its documents' chunks as one unit, so
 for listed sources the index itself is the checkpoint (done documents show up
@@ -15,7 +20,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from langchain_core.embeddings import Embeddings
 
@@ -131,10 +137,18 @@ class SyncEngine:
                 report.unchanged += 1
         done = report.unchanged
         notify(Progress(report.source, done, len(refs), "indexing"))
-        for batch in connector.load(stale):
-            self._index_batch(batch, indexed, report)
-            done += len(batch)
-            notify(Progress(report.source, done, len(refs), "indexing"))
+
+        def indexed_more(count: int) -> Callable[[], None]:
+            def after() -> None:
+                nonlocal done
+                done += count
+                notify(Progress(report.source, done, len(refs), "indexing"))
+
+            return after
+
+        with self._pipeline(indexed, report) as pipeline:
+            for batch in connector.load(stale):
+                pipeline.add(self._prepare(batch, indexed, report), indexed_more(len(batch)))
         self._prune(set(indexed) - current, report, notify)
 
     def _sync_all(
@@ -146,10 +160,14 @@ class SyncEngine:
         notify: ProgressCallback,
     ) -> None:
         seen: set[str] = set()
-        for batch in connector.load_all():
-            seen.update(item.id for item in batch)
-            self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
-            notify(Progress(report.source, len(seen), None, "indexing"))
+        with self._pipeline(indexed, report) as pipeline:
+            for batch in connector.load_all():
+                seen.update(item.id for item in batch)
+                count = len(seen)
+                pipeline.add(
+                    self._prepare(self._changed(batch, indexed, report, full), indexed, report),
+                    lambda count=count: notify(Progress(report.source, count, None, "indexing")),
+                )
         self._prune(set(indexed) - seen, report, notify)
 
     def _sync_polled(
@@ -169,13 +187,22 @@ class SyncEngine:
         # the connector carries failed ids in its cursor itself.
         own_retries = isinstance(connector, CarriesFailuresInCursor) and connector.cursor_keeps_failures
         held = False
-        for batch, next_cursor in connector.poll(cursor):
-            self._index_batch(self._changed(batch, indexed, report, full), indexed, report)
-            held = held or (not own_retries and any(isinstance(item, LoadFailure) for item in batch))
-            if self._status and not held:
-                self._status.save_checkpoint(report.source, next_cursor)
-            touched.update(item.id for item in batch)
-            notify(Progress(report.source, len(touched), None, "indexing"))
+
+        def written(next_cursor: object, keep_cursor: bool, count: int) -> Callable[[], None]:
+            def after() -> None:
+                # Saved only once the batch is in the index: a kill before that re-reads it.
+                if self._status and keep_cursor:
+                    self._status.save_checkpoint(report.source, next_cursor)
+                notify(Progress(report.source, count, None, "indexing"))
+
+            return after
+
+        with self._pipeline(indexed, report) as pipeline:
+            for batch, next_cursor in connector.poll(cursor):
+                prepared = self._prepare(self._changed(batch, indexed, report, full), indexed, report)
+                held = held or (not own_retries and any(isinstance(item, LoadFailure) for item in batch))
+                touched.update(item.id for item in batch)
+                pipeline.add(prepared, written(next_cursor, not held, len(touched)))
         notify(Progress(report.source, 0, None, "listing"))
         # Listed only after polling, so a document created meanwhile is never pruned unseen.
         current = set(connector.list_ids())
@@ -202,10 +229,9 @@ class SyncEngine:
                 changed.append(item)
         return changed
 
-    def _index_batch(self, batch: Batch, indexed: dict[str, IndexedDocument], report: SyncReport) -> None:
-        chunks: list[Chunk] = []
-        documents: list[Document] = []
-        regranted: list[str] = []
+    def _prepare(self, batch: Batch, indexed: dict[str, IndexedDocument], report: SyncReport) -> _Prepared:
+        """Chunk a batch (in the reading thread); failures are noted at once."""
+        prepared = _Prepared()
         for item in batch:
             if isinstance(item, LoadFailure):
                 # The old chunks of a document that is now unreadable stay searchable.
@@ -215,20 +241,39 @@ class SyncEngine:
             if not pieces:
                 report.note_failure(item.id, "no text to index")
                 continue
-            documents.append(item)
-            chunks += pieces
+            prepared.documents.append(item)
+            prepared.chunks += pieces
             known = indexed.get(item.id)
             if known is not None and known.acl != item.acl:
-                regranted.append(item.id)
-        if not chunks:
+                prepared.regranted.append(item.id)
+        return prepared
+
+    def _pipeline(self, indexed: dict[str, IndexedDocument], report: SyncReport) -> _Overlap:
+        def write(prepared: _Prepared, vectors: list[list[float]]) -> None:
+            self._write(prepared, vectors, indexed, report)
+
+        return _Overlap(self._embed, write)
+
+    def _embed(self, prepared: _Prepared) -> list[list[float]]:
+        texts = [chunk.search_text() for chunk in prepared.chunks]
+        return embed_in_batches(self._embedder, texts, self._embed_batch_size)
+
+    def _write(
+        self,
+        prepared: _Prepared,
+        vectors: list[list[float]],
+        indexed: dict[str, IndexedDocument],
+        report: SyncReport,
+    ) -> None:
+        if not prepared.chunks:
             return
-        vectors = embed_in_batches(self._embedder, [c.search_text() for c in chunks], self._embed_batch_size)
+        documents = prepared.documents
         all_new = not any(document.id in indexed for document in documents)
-        self._store.upsert(chunks, vectors, new_documents=all_new)
-        report.chunks_embedded += len(chunks)
-        if regranted:
+        self._store.upsert(prepared.chunks, vectors, new_documents=all_new)
+        report.chunks_embedded += len(prepared.chunks)
+        if prepared.regranted:
             # Answers written for the old readers must not be replayed to the new ones.
-            self._forget(report.source, regranted)
+            self._forget(report.source, prepared.regranted)
         for document in documents:
             if document.id in indexed:
                 report.updated += 1
@@ -242,3 +287,69 @@ class SyncEngine:
         self._store.delete_documents(report.source, sorted(vanished))
         self._forget(report.source, sorted(vanished))
         report.deleted += len(vanished)
+
+
+@dataclass
+class _Prepared:
+    """A batch read and chunked, waiting for its vectors."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    regranted: list[str] = field(default_factory=list)
+
+
+class _Overlap:
+    """Embeds one batch in a worker thread while the caller reads the next and writes the previous.
+
+    ``add`` hands over a chunked batch and returns once the batch before it is written (its
+    ``after`` run: progress, checkpoint), so the embedder always has the next batch queued and
+    no more than two batches wait in memory. Leaving the ``with`` block writes what is left,
+    also when the source failed; an interrupt or a failed embedding leaves the pending batch
+    unwritten (and its checkpoint unsaved), so the next sync reads it again.
+    """
+
+    def __init__(
+        self,
+        embed: Callable[[_Prepared], list[list[float]]],
+        write: Callable[[_Prepared, list[list[float]]], None],
+    ) -> None:
+        self._embed = embed
+        self._write = write
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archivist-embed")
+        self._pending: tuple[_Prepared, Future[list[list[float]]] | None, Callable[[], None]] | None = None
+
+    def __enter__(self) -> _Overlap:
+        return self
+
+    def add(self, prepared: _Prepared, after: Callable[[], None]) -> None:
+        future = self._pool.submit(self._embed, prepared) if prepared.chunks else None
+        self._drain()  # the previous batch is written while this one is embedded
+        self._pending = (prepared, future, after)
+
+    def _embedded_cleanly(self) -> bool:
+        """Whether the pending batch has its vectors (waits for them; never raises their error)."""
+        if self._pending is None:
+            return False
+        future = self._pending[1]
+        return future is None or future.exception() is None
+
+    def _drain(self) -> None:
+        if self._pending is None:
+            return
+        prepared, future, after = self._pending
+        self._pending = None
+        vectors = future.result() if future is not None else []
+        self._write(prepared, vectors)
+        after()
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._drain()
+            elif issubclass(kind, Exception) and self._embedded_cleanly():
+                # A source that fails midway keeps the batches it delivered before failing; an
+                # interrupt (Ctrl-C, SIGTERM) stops at once and the next sync picks up from the index.
+                self._drain()
+        finally:
+            self._pending = None
+            self._pool.shutdown(wait=True, cancel_futures=True)
