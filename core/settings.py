@@ -116,6 +116,14 @@ class AssistantSettings(_Strict):
     condense: Literal["llm", "history"] = "history"
     # How often running bots look up the promoted chat model in the registry (one Redis call).
     promotion_check_s: Annotated[float, Field(ge=0)] = 5.0
+    # "quote": answer with the retrieved sentences that answer the question, cited; "generate": the
+    # chat model writes the answer; "auto": quote with a local GGUF model, generate with an
+    # OpenAI-compatible one. See docs/evaluation.md for how each does.
+    answer_style: Literal["generate", "quote", "auto"] = "auto"
+    # Quote style: decline ("the documents don't cover this") when the passages' answerability
+    # score is below this; higher declines more. Chosen on the shared SQuAD v2 article and the
+    # sample handbook (docs/evaluation.md).
+    quote_threshold: Annotated[float, Field(ge=-2, le=3)] = 0.71
 
 
 class RouteSettings(_Strict):

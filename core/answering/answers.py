@@ -9,6 +9,7 @@ from typing import Literal
 from core.answering.history import ConversationKey
 
 Mode = Literal["rag", "finetuned", "hybrid"]
+AnswerStyle = Literal["generate", "quote", "auto"]
 MODES: tuple[Mode, ...] = ("rag", "finetuned", "hybrid")
 AUTO = "auto"  # not a mode: the router picks one per question
 ModeChoice = Mode | Literal["auto"]
@@ -68,6 +69,9 @@ class Answer:
     route_reason: str = ""
     fallback: str | None = None  # why the base model answered instead of the fine-tuned one
     error: str | None = None  # why the answer was cut off mid-stream
+    # "quote": sentences quoted from the documents; "generate": the model's words; "" when neither
+    # answered (no passage found, or a closed-book mode).
+    style: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +87,7 @@ class Answer:
             "route_reason": self.route_reason,
             "fallback": self.fallback,
             "error": self.error,
+            "style": self.style,
         }
 
 

@@ -20,7 +20,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 
 from core.answering.answers import Answer, AnswerEvent, Done, Mode, Question, Source, Token
-from core.answering.grounding import is_looping, quoted_answer, ungrounded_numbers, without_repeats
+from core.answering.extractive import Quote, QuoteScorer, answerability, chosen_quotes
+from core.answering.grounding import is_looping, ungrounded_numbers, without_repeats
 from core.answering.history import ConversationHistory, Turn, passages_of
 from core.answering.prompts import (
     ANSWER_PROMPT,
@@ -32,7 +33,7 @@ from core.answering.prompts import (
 from core.answering.router import Route, Router
 from core.answering.safety import FenceEchoFilter, fence_marker, neutralize_instructions, strip_fence_echo
 from core.errors import ConfigError, InputError, ModelError, ServiceUnavailable
-from core.models.chat import ChatModel, model_errors
+from core.models.chat import ChatModel, LlamaCppChatModel, model_errors
 from core.models.lineup import ModelLineup
 from core.retrieval.reranker import CrossEncoderReranker
 from core.retrieval.retriever import StoreRetriever
@@ -116,6 +117,35 @@ def _drop_invalid_citations(text: str, available: int) -> str:
     return _CITATION.sub(keep, text)
 
 
+class _CheckedSentences:
+    """Holds streamed text back until its sentence is complete, then lets it through if every figure
+    in it is in the passages. After one fails, nothing more is shown (``failed``)."""
+
+    def __init__(self, passages: list[str]) -> None:
+        self._passages = passages
+        self._pending = ""
+        self.shown = ""
+        self.failed = False
+
+    def feed(self, piece: str, final: bool = False) -> str:
+        self._pending += piece
+        end = len(self._pending) if final else _last_sentence_end(self._pending)
+        ready, self._pending = self._pending[:end], self._pending[end:]
+        if not ready:
+            return ""
+        if self._passages and ungrounded_numbers(ready, self._passages):
+            self.failed = True
+            return ""
+        self.shown += ready
+        return ready
+
+
+def _last_sentence_end(text: str) -> int:
+    """Where the last complete sentence (". ", "!\n", a line break) ends in ``text``; 0 if none has."""
+    ends = [m.end() for m in re.finditer(r"[.!?](?:\s*\[\d[\d,\s]*\])?\s+|\n", text)]
+    return ends[-1] if ends else 0
+
+
 class Assistant:
     def __init__(
         self,
@@ -138,6 +168,7 @@ class Assistant:
         self._settings = settings
         self._lineup = lineup or ModelLineup(models)
         self._router = router or Router(RouterSettings(), settings.default_mode, embedder)
+        self._quotes = QuoteScorer(embedder, reranker)
 
     # -- public surface ------------------------------------------------------
 
@@ -271,10 +302,20 @@ class Assistant:
             self._remember(asking.question, asking.text, answer, [])
             yield Done(answer)
             return
+        if mode == "rag" and self.answer_style(model) == "quote":
+            answer = self._quote(asking.standalone, hits, mode, model, clock)
+            answer = replace(answer, route=route.mode, route_reason=route.reason, fallback=fallback)
+            yield Token(answer.text)
+            self._remember(asking.question, asking.text, answer, hits if answer.sources else [])
+            yield Done(answer)
+            return
         messages, used = self._prompt(mode, model, asking.text, asking.turns, hits)
         clock.lap("prompt")
         pieces: list[str] = []
         echo = FenceEchoFilter()
+        # Words are shown a sentence at a time, each checked first: a figure the passages don't hold
+        # is never shown; the answer becomes the passages' own sentences instead.
+        checked = _CheckedSentences([hit.chunk.text for hit in used])
         try:
             with model_errors(model.name):
                 for chunk in model.runnable.stream(messages):
@@ -283,7 +324,11 @@ class Assistant:
                         if not pieces:
                             clock.lap("first_token")
                         pieces.append(piece)
-                        yield Token(piece)
+                        shown = checked.feed(piece)
+                        if checked.failed:
+                            break
+                        if shown:
+                            yield Token(shown)
                         if piece.endswith((".", "\n")) and is_looping("".join(pieces)):
                             log.info("model %s repeats itself; stopping generation", model.name)
                             break
@@ -295,17 +340,25 @@ class Assistant:
             note = f"\n\n(The answer was cut off: the model {model.name} stopped responding. Ask again.)"
             yield Token(note)
             clock.lap("generate")
-            said = "".join(pieces)
+            said = checked.shown
             sources = self._sources(used, cited_indexes(said, len(used))) if used else []
             answer = Answer(said + note, sources, mode, model.name, False, asking.standalone, clock.total())
             answer = replace(answer, route=route.mode, route_reason=route.reason, error=str(exc))
             yield Done(answer)  # not remembered: a broken turn would mislead follow-ups
             return
-        if tail := echo.flush():
-            pieces.append(tail)
-            yield Token(tail)
+        if not checked.failed:
+            if tail := echo.flush():
+                pieces.append(tail)
+            if shown := checked.feed(tail, final=True):
+                yield Token(shown)
         clock.lap("generate")
-        answer = self._finish(without_repeats("".join(pieces)), used, mode, model, asking.standalone, clock)
+        if checked.failed:
+            log.info("the model stated figures absent from its sources; answering with quotes instead")
+            answer = self._quote(asking.standalone, used, mode, model, clock, always=True)
+        else:
+            answer = self._finish(
+                without_repeats("".join(pieces)), used, mode, model, asking.standalone, clock
+            )
         answer = replace(answer, route=route.mode, route_reason=route.reason, fallback=fallback)
         self._remember(asking.question, asking.text, answer, used)
         yield Done(answer)
@@ -407,17 +460,60 @@ class Assistant:
     ) -> Answer:
         text = strip_fence_echo(text)
         text = _drop_invalid_citations(text, len(used)) if used else text
-        passages = [hit.chunk.text for hit in used]
-        if used and ungrounded_numbers(text, passages):
-            log.info("answer states figures absent from its sources; answering with quotes instead")
-            text = quoted_answer(standalone, passages, self._embedder) or text
-            clock.lap("grounding")
         cited = cited_indexes(text, len(used))
         abstained = not cited and (not text or any(hint in text.lower() for hint in _ABSTAIN_HINTS))
         if abstained and used:
             text = NOT_COVERED
         sources = [] if abstained else self._sources(used, cited)
-        return Answer(text or NOT_COVERED, sources, mode, model.name, abstained, standalone, clock.total())
+        answer = Answer(text or NOT_COVERED, sources, mode, model.name, abstained, standalone, clock.total())
+        return replace(answer, style="generate")
+
+    def answer_style(self, model: ChatModel) -> str:
+        """``quote`` or ``generate`` for answers from ``model``; ``auto`` quotes with a local model."""
+        style = self._settings.answer_style
+        if style != "auto":
+            return style
+        return "quote" if isinstance(model.runnable, LlamaCppChatModel) else "generate"
+
+    def quotes(self, question: str, hits: list[SearchHit]) -> list[Quote]:
+        """The sentences of ``hits`` that answer ``question``, best first; none if they don't answer it."""
+        ranked = self._quotes.rank(question, hits)
+        if answerability(ranked, hits) < self._settings.quote_threshold:
+            return []
+        return chosen_quotes(ranked, question)
+
+    def _quote(
+        self,
+        standalone: str,
+        hits: list[SearchHit],
+        mode: Mode,
+        model: ChatModel,
+        clock: _Clock,
+        always: bool = False,
+    ) -> Answer:
+        """The quote-style answer: the best sentences of the passages, each cited; or a decline.
+
+        ``always`` (the model's figures failed the check) quotes the best sentences even when unsure.
+        """
+        ranked = self._quotes.rank(standalone, hits)
+        sure = always or answerability(ranked, hits) >= self._settings.quote_threshold
+        chosen = chosen_quotes(ranked, standalone) if sure else []
+        clock.lap("quote")
+        if not chosen:
+            answer = Answer(NOT_COVERED, [], mode, model.name, True, standalone, clock.total())
+            return replace(answer, style="quote")
+        documents = _one_per_document(hits)
+        keys = [(hit.chunk.source, hit.chunk.document_id) for hit in documents]
+        parts, cited = [], []
+        for quote in chosen:
+            chunk = hits[quote.passage].chunk
+            index = keys.index((chunk.source, chunk.document_id)) + 1
+            parts.append(f"{quote.sentence} [{index}]")
+            if index not in cited:
+                cited.append(index)
+        sources = self._sources(documents, cited)
+        answer = Answer(" ".join(parts), sources, mode, model.name, False, standalone, clock.total())
+        return replace(answer, style="quote")
 
     @staticmethod
     def _sources(used: list[SearchHit], cited: list[int]) -> list[Source]:

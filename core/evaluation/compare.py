@@ -3,10 +3,13 @@
 The file's paragraphs go through the real sync pipeline into a throwaway index;
 each sampled question is then asked once per mode through the same Assistant
 code the bots use (no memory). ``base`` is the baseline the others are measured
-against: the base model alone, with no retrieval. It runs the fine-tuned mode's
+against: the base model alone, with no retrieval. ``rag`` is retrieval with the model
+writing the answer (the ``generate`` style); ``quote`` is retrieval with the answer
+quoted from the passages (the ``quote`` style), on the same questions. ``base`` runs the fine-tuned mode's
 closed-book path with the base model standing in, so the Assistant needs no
 mode that only evaluation uses. Per mode: SQuAD exact match and token F1 on the
-answerable questions, abstention on the unanswerable ones, whether a cited
+answerable questions, whether the answer contains a gold answer, abstention on the
+answerable and on the unanswerable questions, whether a cited
 source is the question's own paragraph, latency and token cost.
 """
 
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
-from core.answering.answers import MODES, Answer, Mode, Question
+from core.answering.answers import Answer, Mode, Question
 from core.answering.assistant import Assistant
 from core.errors import InputError, ModelError
 from core.evaluation.embedding_cache import CachedEmbeddings
@@ -36,6 +39,7 @@ from core.evaluation.squad import (
     SquadConnector,
     SquadDataset,
     SquadQuestion,
+    contains_answer,
     exact_match,
     load_squad,
     token_f1,
@@ -50,10 +54,10 @@ if TYPE_CHECKING:
 
 # Fixed, so `--max-questions N` picks the same questions on every run and machine.
 SAMPLE_SEED = 20180611  # SQuAD 2.0's arXiv date
-EvalMode = Literal["base", "rag", "finetuned", "hybrid"]
-EVAL_MODES: tuple[EvalMode, ...] = ("base", *MODES)
+EvalMode = Literal["base", "rag", "quote", "finetuned", "hybrid"]
+EVAL_MODES: tuple[EvalMode, ...] = ("base", "rag", "quote", "finetuned", "hybrid")
 _NEEDS_FINETUNED = ("finetuned", "hybrid")
-_RETRIEVING: frozenset[str] = frozenset({"rag", "hybrid"})
+_RETRIEVING: frozenset[str] = frozenset({"rag", "quote", "hybrid"})
 _CITATION = re.compile(r"\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
 
 
@@ -64,7 +68,7 @@ def parse_modes(spec: str) -> list[EvalMode]:
             msg = f"unknown mode {part!r} (use {', '.join(EVAL_MODES)})"
             raise InputError(msg)
         if part not in modes:
-            modes.append(part)  # type: ignore[arg-type]
+            modes.append(part)
     if not modes:
         msg = "no modes given; use for example --modes base,rag"
         raise InputError(msg)
@@ -89,6 +93,7 @@ class QuestionResult:
     gold: tuple[str, ...]
     exact: float  # SQuAD v2 convention: an abstention predicts "", right only when unanswerable
     f1: float
+    contains: float  # the answer contains a gold answer (normalised); 0 for an abstention
     abstained: bool
     cited: tuple[str, ...]  # paths of the sources the answer cited
     citation_correct: bool | None  # None where not judged (closed-book modes, unanswerable, abstained)
@@ -106,6 +111,7 @@ class QuestionResult:
             "gold": list(self.gold),
             "exact": self.exact,
             "f1": round(self.f1, 4),
+            "contains": self.contains,
             "abstained": self.abstained,
             "cited": list(self.cited),
             "citation_correct": self.citation_correct,
@@ -151,6 +157,8 @@ class ModeScores:
             # SQuAD's HasAns scores: answerable questions only.
             "exact_match": _round(_mean([r.exact for r in answerable])),
             "f1": _round(_mean([r.f1 for r in answerable])),
+            # What a reader needs: the answer holds a gold answer (normalised), answerable questions only.
+            "contains_gold": _round(_mean([r.contains for r in answerable])),
             # Share of unanswerable questions the answer declined; share of answerable ones it wrongly did.
             "abstention": _round(_mean([float(r.abstained) for r in unanswerable])),
             "false_abstention": _round(_mean([float(r.abstained) for r in answerable])),
@@ -209,6 +217,7 @@ def score_answer(
     return {
         "exact": exact_match(prediction, gold),
         "f1": token_f1(prediction, gold),
+        "contains": contains_answer(prediction, gold) if question.answerable and prediction else 0.0,
         "cited": cited,
         "citation_correct": (paragraph_path in cited) if judged else None,
     }
@@ -233,7 +242,8 @@ def run_mode(
     mode: EvalMode,
     progress: ProgressCallback | None = None,
 ) -> ModeScores:
-    asked_as: Mode = "finetuned" if mode == "base" else mode  # base: the closed-book path, base model
+    # base: the closed-book path, base model; quote: rag with the answer quoted from the passages.
+    asked_as: Mode = "finetuned" if mode == "base" else "rag" if mode == "quote" else mode
     results = []
     for done, question in enumerate(questions, start=1):
         answer, latency = _ask(assistant, meter, question, asked_as)
@@ -272,7 +282,7 @@ def available_modes(
             why = f"the fine-tuned model can't be used: {exc}"
     if finetuned is not None:
         return modes, {}, finetuned
-    skipped = {mode: why for mode in modes if mode in _NEEDS_FINETUNED}
+    skipped: dict[str, str] = {mode: why for mode in modes if mode in _NEEDS_FINETUNED}
     runnable = [mode for mode in modes if mode not in skipped]
     if not runnable:
         msg = f"nothing to compare: {', '.join(modes)}: {why}"
@@ -303,11 +313,15 @@ def compare_modes(
     try:
         store = app.build_store(workdir, SOURCE)
 
-        def assistant(lineup: dict[str, ChatModel]) -> Assistant:
+        def assistant(lineup: dict[str, ChatModel], style: str = "generate") -> Assistant:
             # Fixed models and no Redis: no promotion changes mid-run, no fallback counted in production.
-            return Assistant(store, embedder, lineup, None, app.settings.retrieval, app.settings.assistant)
+            settings = app.settings.assistant.model_copy(update={"answer_style": style})
+            return Assistant(
+                store, embedder, lineup, None, app.settings.retrieval, settings, reranker=app.reranker
+            )
 
         asked, baseline = assistant(models), assistant({"base": base, "finetuned": base})
+        quoting = assistant(models, "quote")
         view = progress_view() if progress_view else nullcontext(None)
         with view as progress:
             engine = SyncEngine(
@@ -316,7 +330,7 @@ def compare_modes(
             engine.sync(SquadConnector(dataset), progress=progress)
             scores = [
                 run_mode(
-                    baseline if mode == "base" else asked,
+                    baseline if mode == "base" else quoting if mode == "quote" else asked,
                     models["finetuned" if mode in _NEEDS_FINETUNED else "base"].name,
                     meter,
                     dataset,

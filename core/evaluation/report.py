@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from core.errors import InputError
 from core.evaluation.compare import Comparison
+from core.extras import MissingExtra, require
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
 
 # (key in ModeScores.as_dict(), column title, how to print it)
 COLUMNS = (
@@ -20,6 +25,7 @@ COLUMNS = (
     ("model", "model", "text"),
     ("exact_match", "EM", "score"),
     ("f1", "F1", "score"),
+    ("contains_gold", "contains a gold answer", "score"),
     ("abstention", "abstains when unanswerable", "score"),
     ("false_abstention", "abstains when answerable", "score"),
     ("citation_correct", "cites the right paragraph", "score"),
@@ -32,11 +38,14 @@ DEFINITIONS = [
     "**EM / F1**: SQuAD's exact match and token F1 (lower case, no punctuation or articles, best of "
     "the gold answers) on the answerable questions; citation markers like [1] are removed first and "
     "an abstention counts as the empty answer.",
+    "**contains a gold answer**: share of the answerable questions whose answer, normalised the same "
+    "way, contains one of the gold answers; an abstention counts as no. A quoted sentence that holds "
+    "the answer scores here but little in F1, which punishes every extra word.",
     "**abstains when unanswerable**: share of the unanswerable questions (`is_impossible`) the answer "
     "declined; higher is better. **abstains when answerable**: share of answerable questions "
     "wrongly declined; lower is better.",
     "**cites the right paragraph**: of the answerable questions answered with retrieval (rag, "
-    "hybrid), the share whose cited sources include the paragraph the question was written from.",
+    "quote, hybrid), the share whose cited sources include the paragraph the question was written from.",
     "**latency**: wall time of the whole answer (retrieval, prompt, generation, checks), per question. "
     "**tokens / question**: prompt + completion tokens, as the endpoint reported them or else counted "
     "with the model's tokenizer. **fallbacks to base**: answers where the fine-tuned model failed and "
@@ -71,15 +80,17 @@ def table_rows(comparison: Comparison) -> list[dict[str, object]]:
 
 
 def _figure(width: float = 7.0, height: float = 3.6) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
+    # matplotlib comes with the [finetune] extra; without it the report is written without charts.
+    figure = require("matplotlib.figure", "finetune").Figure(figsize=(width, height), dpi=100)
+    require("matplotlib.backends.backend_agg", "finetune").FigureCanvasAgg(figure)
+    return figure  # type: ignore[no-any-return]
 
 
 def _quality_chart(rows: list[dict[str, object]], path: Path) -> None:
     metrics = [
         ("exact_match", "EM"),
         ("f1", "F1"),
+        ("contains_gold", "contains a gold answer"),
         ("abstention", "abstains when unanswerable"),
         ("citation_correct", "cites the right paragraph"),
     ]
@@ -180,7 +191,9 @@ def _short(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _markdown(comparison: Comparison, rows: list[dict[str, object]], created: str) -> str:
+def _markdown(
+    comparison: Comparison, rows: list[dict[str, object]], created: str, charts: tuple[str, ...] = CHARTS
+) -> str:
     counts = rows[0] if rows else {}
     lines = [
         f"# Answer modes compared on {comparison.dataset}",
@@ -204,7 +217,7 @@ def _markdown(comparison: Comparison, rows: list[dict[str, object]], created: st
         "| " + " | ".join(format_cell(row[key], kind) for key, _, kind in COLUMNS) + " |" for row in rows
     ]
     lines += ["", *[f"- {text}" for text in DEFINITIONS], ""]
-    lines += [f"![{name.removesuffix('.png')}]({name})" for name in CHARTS]
+    lines += [f"![{name.removesuffix('.png')}]({name})" for name in charts]
     lines += ["", "## Examples", ""]
     for question, answer, answers in _examples(comparison):
         lines.append(f"**{_short(question)}** (gold: {_short(answer, 80)})")
@@ -229,6 +242,7 @@ def _html(comparison: Comparison, rows: list[dict[str, object]], created: str, o
         f'<img alt="{esc(name)}" src="data:image/png;base64,'
         f'{base64.b64encode((out / name).read_bytes()).decode()}">'
         for name in CHARTS
+        if (out / name).exists()
     )
     examples = "".join(
         f"<p><b>{esc(_short(q))}</b> (gold: {esc(_short(a, 80))})</p><ul>"
@@ -274,12 +288,17 @@ def write_report(comparison: Comparison, out: Path) -> list[Path]:
         raise InputError(msg) from exc
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = table_rows(comparison)
-    _quality_chart(rows, out / "quality.png")
-    _latency_chart(rows, out / "latency.png")
-    _tokens_chart(rows, out / "tokens.png")
-    (out / "report.md").write_text(_markdown(comparison, rows, created), encoding="utf-8")
+    charts: tuple[str, ...] = CHARTS
+    try:
+        _quality_chart(rows, out / "quality.png")
+        _latency_chart(rows, out / "latency.png")
+        _tokens_chart(rows, out / "tokens.png")
+    except MissingExtra as exc:
+        log.warning("the report has no charts: %s", exc)
+        charts = ()
+    (out / "report.md").write_text(_markdown(comparison, rows, created, charts), encoding="utf-8")
     (out / "report.html").write_text(_html(comparison, rows, created, out), encoding="utf-8")
     with (out / "answers.jsonl").open("w", encoding="utf-8") as lines:
         for result in comparison.results:
             lines.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
-    return [out / name for name in ("report.md", "report.html", *CHARTS, "answers.jsonl")]
+    return [out / name for name in ("report.md", "report.html", *charts, "answers.jsonl")]

@@ -169,6 +169,12 @@ def exact_match(prediction: str, gold: tuple[str, ...] | list[str]) -> float:
     return max(float(normalize_answer(prediction) == normalize_answer(g)) for g in gold)
 
 
+def contains_answer(prediction: str, gold: tuple[str, ...] | list[str]) -> float:
+    """1.0 if the normalised prediction contains a normalised gold answer: what a reader needs."""
+    said = f" {normalize_answer(prediction)} "
+    return max(float(bool(normalize_answer(g)) and f" {normalize_answer(g)} " in said) for g in gold)
+
+
 def token_f1(prediction: str, gold: tuple[str, ...] | list[str]) -> float:
     """The best token-overlap F1 over the gold answers."""
     return max(_f1(normalize_answer(prediction).split(), normalize_answer(g).split()) for g in gold)

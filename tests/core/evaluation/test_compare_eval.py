@@ -213,6 +213,7 @@ def test_compare_all_modes_scores_are_exact(
     assert rag["exact_match"] == 0.25 and rag["f1"] == pytest.approx(15 / 28, abs=1e-4)
     assert rag["abstention"] == 0.5 and rag["false_abstention"] == 0.25
     assert rag["citation_correct"] == pytest.approx(2 / 3, abs=1e-4)  # q3 answered without citing
+    assert rag["contains_gold"] == 0.75 and base["contains_gold"] == 0.75  # "Paris", "1889", ...
     assert rag["overall_exact"] == pytest.approx(2 / 6, abs=1e-4)
 
     # The fine-tuned entry is its own model at the same endpoint: same script, same figures.
@@ -240,7 +241,7 @@ def test_compare_all_modes_scores_are_exact(
             assert image.format == "PNG" and image.size[0] >= 400
             image.verify()
     markdown = (tmp_path / "report" / "report.md").read_text()
-    assert "| rag | gpt-test | 0.250 | 0.536 | 0.500 | 0.250 | 0.667 |" in markdown
+    assert "| rag | gpt-test | 0.250 | 0.536 | 0.750 | 0.500 | 0.250 | 0.667 |" in markdown
     assert "![quality](quality.png)" in markdown and "Skipped" not in markdown
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and 'src="quality.png"' not in page
