@@ -25,6 +25,7 @@ from bot.discord.answer import answer_question
 from bot.discord.context import Conversations, DmRoles, build_question, dm_principals, referenced_message
 from bot.discord.errors import tell_channel
 from bot.discord.outbox import ChannelOutbox
+from bot.discord.registration import register_commands
 from bot.discord.render import no_mentions
 from bot.discord.streaming import EDIT_INTERVAL_S, StreamedReply
 from core.answering.access import ChannelPolicy
@@ -75,9 +76,16 @@ class ArchivistBot(discord.Client):
     async def setup_hook(self) -> None:
         feedback.register(self)
         if self._sync_commands:
-            await self.tree.sync()
+            await self.register_commands()
             # Load the models now, not on the first question.
             asyncio.get_running_loop().run_in_executor(None, self.core.warm_up)
+
+    async def register_commands(self) -> bool:
+        """Send the slash commands to Discord when they changed (see ``registration``); never fatal."""
+        settings = self.core.settings
+        return await register_commands(
+            self.tree, data_dir=settings.data_dir, dev_guild=settings.discord.dev_guild
+        )
 
     async def on_ready(self) -> None:
         log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))

@@ -181,6 +181,48 @@ def install(bot: discord.Client, screen: Screen) -> None:
     http.start_thread_with_message = start_thread_with_message
 
 
+class CommandsApi:
+    """Discord's bulk-overwrite endpoints for application commands, as ``CommandTree.sync`` calls them.
+
+    Each accepted call is recorded as (guild id or None, payload); a guild in ``refused``
+    answers like a server the app was added to without the applications.commands scope.
+    """
+
+    def __init__(self) -> None:
+        self.syncs: list[tuple[int | None, list[dict[str, Any]]]] = []
+        self.refused: set[int] = set()
+
+    def install(self, bot: discord.Client) -> None:
+        async def global_commands(application_id: int, payload: list[dict[str, Any]]) -> Any:
+            return self._overwrite(application_id, None, payload)
+
+        async def guild_commands(application_id: int, guild_id: int, payload: list[dict[str, Any]]) -> Any:
+            if guild_id in self.refused:
+                # Application Commands (Authorizing Your Application): without the applications.commands
+                # scope in a server, registering commands there fails with 50001 Missing Access.
+                raise discord.Forbidden(_Response(403, "Forbidden"), {"code": 50001, "message": "Missing Access"})
+            return self._overwrite(application_id, guild_id, payload)
+
+        tree = getattr(bot, "tree", None)
+        # The tree keeps the HTTP client it was built with; dpytest gives the bot another one.
+        for http in {id(bot.http): bot.http, id(tree._http): tree._http}.values() if tree else [bot.http]:
+            http.bulk_upsert_global_commands = global_commands
+            http.bulk_upsert_guild_commands = guild_commands
+
+    def _overwrite(self, application_id: int, guild_id: int | None, payload: list[dict[str, Any]]) -> Any:
+        self.syncs.append((guild_id, payload))
+        return [
+            {
+                **command,
+                "id": str(factories.make_id()),
+                "application_id": str(application_id),
+                "version": "1",
+                **({"guild_id": str(guild_id)} if guild_id else {}),
+            }
+            for command in payload
+        ]
+
+
 class RestMembers:
     """Discord's ``GET /guilds/{guild}/members/{user}``, for members discord.py has not cached.
 

@@ -1,0 +1,69 @@
+"""Slash commands are registered with Discord only when they changed, and never stop the bot."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+import pytest
+from discord import app_commands
+
+from core.settings import DiscordSettings
+from tests.bot.discord.harness import APPLICATION_ID, CommandsApi
+
+
+@pytest.fixture
+def commands_api(discord_env) -> CommandsApi:
+    api = CommandsApi()
+    api.install(discord_env.bot)
+    discord_env.bot._connection.application_id = APPLICATION_ID  # known after login
+    return api
+
+
+@app_commands.command(name="extra", description="A command added in a new release.")
+async def _extra(interaction: discord.Interaction) -> None:
+    raise AssertionError("never run")
+
+
+@pytest.mark.asyncio
+async def test_commands_are_registered_once_then_only_when_they_change(discord_env, commands_api) -> None:
+    bot = discord_env.bot
+    assert await bot.register_commands()
+    [(guild, payload)] = commands_api.syncs
+    assert guild is None and {"ask", "forget", "sources", "sync", "sync-status"} <= {c["name"] for c in payload}
+
+    assert await bot.register_commands()  # the next start: the same tree
+    assert len(commands_api.syncs) == 1
+
+    bot.tree.add_command(_extra)  # a new release
+    assert await bot.register_commands()
+    assert len(commands_api.syncs) == 2 and "extra" in {c["name"] for c in commands_api.syncs[-1][1]}
+
+
+@pytest.mark.asyncio
+async def test_a_dev_guild_gets_the_commands_at_once(discord_env, commands_api) -> None:
+    guild = discord_env.guild.id
+    discord_env.app.settings = discord_env.app.settings.model_copy(
+        update={"discord": DiscordSettings(dev_guild=str(guild))}
+    )
+    assert await discord_env.bot.register_commands()
+    [(synced_to, payload)] = commands_api.syncs
+    assert synced_to == guild and "ask" in {c["name"] for c in payload}
+
+
+@pytest.mark.asyncio
+async def test_a_refused_registration_is_logged_once_and_the_bot_runs_on(
+    discord_env, commands_api, caplog: pytest.LogCaptureFixture
+) -> None:
+    guild = discord_env.guild.id
+    commands_api.refused.add(guild)
+    discord_env.app.settings = discord_env.app.settings.model_copy(
+        update={"discord": DiscordSettings(dev_guild=str(guild))}
+    )
+    with caplog.at_level(logging.WARNING, logger="bot.discord"):
+        assert not await discord_env.bot.register_commands()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "applications.commands" in warning
+    commands_api.refused.clear()  # fixed: the next start registers them
+    assert await discord_env.bot.register_commands()
+    assert len(commands_api.syncs) == 1
