@@ -69,6 +69,7 @@ class ArchivistBot(discord.Client):
         self.conversations = Conversations()
         self.dm_roles = DmRoles()  # a DM asker's roles in shared servers, see dm_principals
         self.edit_interval_s = edit_interval_s
+        self._told_no_threads: set[int] = set()  # channels already named in the log
         self._sync_commands = sync_commands
         self.tree = commands.ArchivistTree(self)
         commands.register(self.tree)
@@ -136,8 +137,12 @@ class ArchivistBot(discord.Client):
         thread = await self.conversations.thread_for(message)
         outbox = ChannelOutbox(message.channel, reply_to=message)
         if self._starts_thread(message):
-            created = await message.create_thread(name=_thread_name(text))
-            outbox, thread = ChannelOutbox(created), str(created.id)
+            try:
+                created = await message.create_thread(name=_thread_name(text))
+            except discord.Forbidden as exc:
+                self._no_threads(message.channel, exc)  # the answer is an inline reply instead
+            else:
+                outbox, thread = ChannelOutbox(created), str(created.id)
         async with outbox.channel.typing():
             # In a DM the asker's roles in shared servers decide what may be cited (may ask Discord).
             groups = await dm_principals(self, message.author) if message.guild is None else ()
@@ -160,6 +165,19 @@ class ArchivistBot(discord.Client):
             )
         for posted in sent:
             self.conversations.remember(posted.id, thread)
+
+    def _no_threads(self, channel: discord.abc.Messageable, exc: discord.Forbidden) -> None:
+        channel_id = getattr(channel, "id", 0)
+        if channel_id in self._told_no_threads:
+            return
+        self._told_no_threads.add(channel_id)
+        log.warning(
+            "cannot start a thread in #%s (%s): %s; answering inline instead. To answer in threads, grant "
+            "the bot's role Create Public Threads (and Send Messages in Threads) in that channel",
+            getattr(channel, "name", channel_id),
+            channel_id,
+            exc,
+        )
 
     def _starts_thread(self, message: discord.Message) -> bool:
         """A new question in a plain text channel, when threads are configured for it."""

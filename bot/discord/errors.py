@@ -12,6 +12,7 @@ import logging
 
 import discord
 
+from bot.discord.outbox import ChannelOutbox
 from bot.discord.render import no_mentions
 from core.errors import ArchivistError, user_message
 
@@ -32,11 +33,7 @@ def describe(exc: BaseException) -> str:
 async def tell_channel(
     channel: discord.abc.Messageable, exc: BaseException, reply_to: discord.Message | None = None
 ) -> None:
-    text = f"⚠️ {describe(exc)}"
-    if reply_to is not None:
-        await reply_to.reply(text, allowed_mentions=no_mentions(), mention_author=False)
-    else:
-        await channel.send(text, allowed_mentions=no_mentions())
+    await ChannelOutbox(channel, reply_to=reply_to).send(f"⚠️ {describe(exc)}")
 
 
 async def tell_interaction(interaction: discord.Interaction, exc: BaseException) -> None:

@@ -106,6 +106,8 @@ class Screen:
         self.received: dict[str, float] = {}  # token -> when the bot got it (time.monotonic)
         self.originals: dict[str, int] = {}  # token -> the interaction's original response message
         self.refused_callbacks: list[dict[str, Any]] = []  # responses Discord rejected, with why
+        self.no_threads: set[int] = set()  # channels where the bot lacks Create Public Threads
+        self.no_history: set[int] = set()  # channels where the bot lacks Read Message History
 
     def visible(self, channel: int | None = None) -> list[Shown]:
         return [
@@ -149,8 +151,15 @@ def install(bot: discord.Client, screen: Screen) -> None:
 
     async def send_message(channel_id: int, *, params: Any) -> Any:
         channel = sys._getframe(1).f_locals.get("channel")  # noqa: F841 - read by dpytest
-        data = await send(channel_id, params=params)
         reference = (params.payload.get("message_reference") or {}).get("message_id")
+        if reference and channel_id in screen.no_history:
+            # JSON Error Codes (Opcodes and Status Codes): 160002 "Cannot reply without permission
+            # to read message history": a reply needs Read Message History.
+            raise discord.Forbidden(
+                _Response(403, "Forbidden"),
+                {"code": 160002, "message": "Cannot reply without permission to read message history"},
+            )
+        data = await send(channel_id, params=params)
         screen.record(
             int(data["id"]), channel_id, params.payload, "channel", int(reference) if reference else None
         )
@@ -170,6 +179,10 @@ def install(bot: discord.Client, screen: Screen) -> None:
     async def start_thread_with_message(
         channel_id: int, message_id: int, *, name: str, **options: Any
     ) -> Any:
+        if channel_id in screen.no_threads:
+            # Start Thread from Message (Channel resource): needs Create Public Threads, else
+            # 403 with JSON error code 50013 Missing Permissions.
+            raise discord.Forbidden(_Response(403, "Forbidden"), {"code": 50013, "message": "Missing Permissions"})
         channel = bot.get_channel(channel_id)
         data = thread_payload(channel.guild, channel_id, message_id, bot.user.id, name)
         bot._connection.parse_thread_create(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -185,3 +186,35 @@ async def test_answer_from_the_local_model(make_discord, synced_app) -> None:
     [answer] = env.screen.visible()
     assert answer.content.strip() and len(answer.content) <= 2000
     assert answer.custom_ids()
+
+
+@pytest.mark.asyncio
+async def test_without_create_public_threads_the_answer_is_an_inline_reply(
+    make_discord, remote_model_app, openai_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = await make_discord(remote_model_app, reply_in_thread=True)
+    env.screen.no_threads.add(env.channel.id)
+    with caplog.at_level(logging.WARNING, logger="bot.discord"):
+        question = await say(f"{env.mention} {QUESTION}", channel=env.channel, member=env.alice)
+        await say(f"{env.mention} {FOLLOW_UP}", channel=env.channel, member=env.alice)
+
+    first, second = env.screen.visible(env.channel.id)
+    assert first.reference == question.id and first.content.startswith(openai_server.reply)
+    assert second.content.startswith(openai_server.reply)
+    [warning] = [r.getMessage() for r in caplog.records if "Create Public Threads" in r.getMessage()]
+
+
+@pytest.mark.asyncio
+async def test_without_read_message_history_answers_still_arrive_and_the_log_says_why(
+    discord_env, openai_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = discord_env
+    env.screen.no_history.add(env.channel.id)
+    with caplog.at_level(logging.WARNING, logger="bot.discord"):
+        await say(f"{env.mention} {QUESTION}", channel=env.channel, member=env.alice)
+        await say(f"{env.mention} {FOLLOW_UP}", channel=env.channel, member=env.alice)
+
+    answers = env.screen.visible(env.channel.id)
+    assert len(answers) == 2 and all(a.content.startswith(openai_server.reply) for a in answers)
+    assert all(a.reference is None for a in answers)  # posted without the reply link
+    [warning] = [r.getMessage() for r in caplog.records if "Read Message History" in r.getMessage()]
