@@ -83,8 +83,24 @@ def _flag(value: object, info: ValidationInfo) -> bool:
     return value
 
 
+def _whole_number(minimum: int) -> BeforeValidator:
+    def check(value: object, info: ValidationInfo) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            msg = f"'{info.field_name}' must be a whole number of at least {minimum}, not {value!r}"
+            raise ValueError(msg)
+        return value
+
+    return BeforeValidator(check)
+
+
 Text = Annotated[str, BeforeValidator(_text)]
 """A non-empty string, stripped."""
+
+Count = Annotated[int, _whole_number(0)]
+"""A whole number, 0 or more (not a string, not true/false)."""
+
+PositiveCount = Annotated[int, _whole_number(1)]
+"""A whole number, 1 or more."""
 
 Globs = Annotated[tuple[str, ...], BeforeValidator(_globs)]
 """Glob patterns: a list of strings, or one string."""

@@ -8,7 +8,6 @@
   be read (from an older version, or damaged) means "start again from the beginning", with a
   warning, never a crash.
 - ``token_from_env``: credentials come only from the environment, named by ``token_env``.
-- Option checks shared by the three ``from_settings`` (a ValueError names the key).
 - ``Checkpoints``: yields each batch with its cursor, and an empty batch when only the cursor
   moved (a commit that touched no wanted file still moves a git position).
 """
@@ -19,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +38,6 @@ MAX_SEEN_AT_POSITION = 1000
 # Items that failed to load are retried at the start of the next poll, whatever their modified
 # time; more than this many failing at once means something is badly wrong, not one bad item.
 MAX_RETRIES = 500
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -157,61 +154,6 @@ def unparsable(exc: Exception) -> str:
     if isinstance(exc, UnreadableFile):
         return str(exc) or "unreadable file"
     return f"cannot parse: {type(exc).__name__}: {exc}"
-
-
-# -- options --------------------------------------------------------------------------------
-
-
-def string_option(options: dict[str, object], key: str, default: str | None = None) -> str | None:
-    value = options.get(key, default)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        msg = f"'{key}' must be a non-empty string"
-        raise ValueError(msg)
-    return value.strip()
-
-
-def env_name_option(options: dict[str, object], key: str, default: str) -> str:
-    value = string_option(options, key, default) or default
-    if not _ENV_NAME.match(value):
-        msg = f"'{key}' must name an environment variable (such as {default}), not {value!r}"
-        raise ValueError(msg)
-    return value
-
-
-def bool_option(options: dict[str, object], key: str, default: bool) -> bool:
-    value = options.get(key, default)
-    if not isinstance(value, bool):
-        msg = f"'{key}' must be true or false"
-        raise ValueError(msg)
-    return value
-
-
-def int_option(options: dict[str, object], key: str, default: int, *, minimum: int = 0) -> int:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"'{key}' must be a whole number of at least {minimum}"
-        raise ValueError(msg)
-    return value
-
-
-def strings_option(options: dict[str, object], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = options.get(key, default)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
-        msg = f"'{key}' must be a list of non-empty strings"
-        raise ValueError(msg)
-    return tuple(v.strip() for v in value)
-
-
-def url_option(options: dict[str, object], key: str, default: str) -> str:
-    value = string_option(options, key, default) or default
-    if not re.match(r"^https?://[^/\s]+", value):
-        msg = f"'{key}' must be an http(s) URL, not {value!r}"
-        raise ValueError(msg)
-    return value.rstrip("/")
 
 
 def parse_time(value: object) -> datetime | None:

@@ -36,19 +36,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, field_validator
 
 from connectors.api_client import ApiClient
+from connectors.options import ConnectorOptions, Count, EnvName, Strings
 from connectors.saas import (
     Checkpoints,
     Position,
     acl_fingerprint,
-    env_name_option,
-    int_option,
     note_outcome,
     read_cursor,
     retries,
-    strings_option,
     token_from_env,
     with_grants,
 )
@@ -61,7 +61,6 @@ from core.sync.connector import Batch
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api"
-OPTIONS = {"channels", "token_env", "lookback_days", "min_replies"}
 BATCH_SIZE = 32
 PAGE_LIMIT = 200  # Slack's advice for paginated methods: no more than 200 a page
 IDS_PAGE_LIMIT = 999  # conversations.history's maximum; list_ids reads whole channels
@@ -111,6 +110,27 @@ def activity(message: dict[str, Any]) -> str:
     return max(stamps, key=ts_key)
 
 
+class SlackChannelsOptions(ConnectorOptions):
+    """The keys of a ``type = "slack_channels"`` table."""
+
+    channels: Annotated[Strings, Field(description='the channel ids to read, ["C0123ABC"]')]
+    token_env: EnvName = "SLACK_BOT_TOKEN"
+    lookback_days: Count = DEFAULT_LOOKBACK_DAYS
+    min_replies: Count = 0
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_ids(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
+        if not channels:
+            msg = "'channels' must name at least one channel id"
+            raise ValueError(msg)
+        for channel in channels:
+            if not _CHANNEL.match(channel):
+                msg = f"'channels': {channel!r} is not a channel id (like C0123ABC, in the channel's details)"
+                raise ValueError(msg)
+        return channels
+
+
 @dataclass
 class SlackChannelsConnector:
     name: str
@@ -129,27 +149,14 @@ class SlackChannelsConnector:
     def from_settings(
         cls, name: str, settings: ConnectorSettings, *, data_dir: Path
     ) -> SlackChannelsConnector:
-        options = settings.options(OPTIONS)
-        if "channels" not in options:
-            msg = (
-                "'channels' is required for a slack_channels source: the channel ids to read, [\"C0123ABC\"]"
-            )
-            raise ValueError(msg)
-        channels = strings_option(options, "channels", ())
-        if not channels:
-            msg = "'channels' must name at least one channel id"
-            raise ValueError(msg)
-        for channel in channels:
-            if not _CHANNEL.match(channel):
-                msg = f"'channels': {channel!r} is not a channel id (like C0123ABC, in the channel's details)"
-                raise ValueError(msg)
+        options = SlackChannelsOptions.parse(settings)
         return cls(
             name=name,
-            channels=tuple(dict.fromkeys(channels)),
+            channels=options.channels,
             grants=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            token_env=env_name_option(options, "token_env", "SLACK_BOT_TOKEN"),
-            lookback_days=int_option(options, "lookback_days", DEFAULT_LOOKBACK_DAYS),
-            min_replies=int_option(options, "min_replies", 0),
+            token_env=options.token_env,
+            lookback_days=options.lookback_days,
+            min_replies=options.min_replies,
         )
 
     def describe(self) -> str:

@@ -64,13 +64,16 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from bs4 import BeautifulSoup
 from protego import Protego
+from pydantic import BeforeValidator, ValidationInfo, model_validator
 
 from connectors.api_client import retry_after
+from connectors.options import ConnectorOptions, Flag, Globs, PositiveCount, Text
 from connectors.parsers import UnreadableFile, parse_file, parse_html
 from core.documents import Acl, Document, LoadFailure, content_hash
 from core.errors import SourceError
@@ -101,17 +104,6 @@ MAX_CONSECUTIVE_TRANSPORT_FAILURES = 5  # then the site is down, not one page: s
 CACHE_FORMAT = 1  # bump when the extraction changes, so cached text is not reused
 _CACHED_STRINGS = ("title", "text", "hash")  # an entry without these is ignored (re-downloaded)
 
-_OPTIONS = {
-    "start_url",
-    "sitemap",
-    "max_pages",
-    "include",
-    "exclude",
-    "rate_limit_per_s",
-    "user_agent",
-    "pdf",
-    "cache_dir",
-}
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _PDF_TYPE = "application/pdf"
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -287,6 +279,55 @@ class _Crawl:
     transport_failures: int = 0
 
 
+def _page_url(value: object, info: ValidationInfo) -> str | None:
+    if value is None:
+        return None
+    url = normalise_url(value) if isinstance(value, str) else None
+    if url is None:
+        msg = f"'{info.field_name}' must be an absolute http(s) URL, not {value!r}"
+        raise ValueError(msg)
+    return url
+
+
+def _rate(value: object, info: ValidationInfo) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        msg = f"'{info.field_name}' must be a number above 0, not {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+PageUrl = Annotated[str | None, BeforeValidator(_page_url)]
+
+
+class WebOptions(ConnectorOptions):
+    """The keys of a ``type = "web"`` table."""
+
+    start_url: PageUrl = None
+    sitemap: PageUrl = None
+    max_pages: PositiveCount = DEFAULT_MAX_PAGES
+    include: Globs = ()  # URL path globs such as "/docs/*"
+    exclude: Globs = ()
+    rate_limit_per_s: Annotated[float, BeforeValidator(_rate)] = DEFAULT_RATE_LIMIT_PER_S
+    user_agent: Text = DEFAULT_USER_AGENT
+    pdf: Flag = False
+    cache_dir: Text | None = None
+
+    @model_validator(mode="after")
+    def _somewhere_to_start(self) -> WebOptions:
+        if not self.start_url and not self.sitemap:
+            msg = "'start_url' or 'sitemap' is required for a web source"
+            raise ValueError(msg)
+        if self.start_url and self.sitemap and _origin(self.start_url) != _origin(self.sitemap):
+            msg = "'sitemap' must be on the same site (scheme and host) as 'start_url'"
+            raise ValueError(msg)
+        return self
+
+
 @dataclass
 class WebConnector:
     name: str
@@ -304,53 +345,20 @@ class WebConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> WebConnector:
-        options = settings.options(_OPTIONS)
-        start_url = _url_option(options, "start_url")
-        sitemap = _url_option(options, "sitemap")
-        if not start_url and not sitemap:
-            msg = "'start_url' or 'sitemap' is required for a web source"
-            raise ValueError(msg)
-        if start_url and sitemap and _origin(start_url) != _origin(sitemap):
-            msg = "'sitemap' must be on the same site (scheme and host) as 'start_url'"
-            raise ValueError(msg)
-        max_pages = options.get("max_pages", DEFAULT_MAX_PAGES)
-        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
-            msg = f"'max_pages' must be a whole number of at least 1, not {max_pages!r}"
-            raise ValueError(msg)
-        rate = options.get("rate_limit_per_s", DEFAULT_RATE_LIMIT_PER_S)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, int | float)
-            or not math.isfinite(rate)
-            or rate <= 0
-        ):
-            msg = f"'rate_limit_per_s' must be a number above 0, not {rate!r}"
-            raise ValueError(msg)
-        user_agent = options.get("user_agent", DEFAULT_USER_AGENT)
-        if not isinstance(user_agent, str) or not user_agent.strip():
-            msg = "'user_agent' must be a non-empty string"
-            raise ValueError(msg)
-        pdf = options.get("pdf", False)
-        if not isinstance(pdf, bool):
-            msg = f"'pdf' must be true or false, not {pdf!r}"
-            raise ValueError(msg)
-        cache_dir = options.get("cache_dir")
-        if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
-            msg = "'cache_dir' must be a directory path"
-            raise ValueError(msg)
-        directory = Path(cache_dir) if cache_dir else data_dir / "web"
+        options = WebOptions.parse(settings)
+        directory = Path(options.cache_dir) if options.cache_dir else data_dir / "web"
         return cls(
             name=name,
             acl=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            start_url=start_url,
-            sitemap=sitemap,
+            start_url=options.start_url,
+            sitemap=options.sitemap,
             cache_path=directory / f"{name}.json",
-            max_pages=max_pages,
-            include=_globs(options, "include"),
-            exclude=_globs(options, "exclude"),
-            rate_limit_per_s=float(rate),
-            user_agent=user_agent.strip(),
-            pdf=pdf,
+            max_pages=options.max_pages,
+            include=options.include,
+            exclude=options.exclude,
+            rate_limit_per_s=options.rate_limit_per_s,
+            user_agent=options.user_agent,
+            pdf=options.pdf,
         )
 
     def describe(self) -> str:
@@ -712,23 +720,3 @@ class WebConnector:
         except OSError as exc:
             # Only costs bandwidth next time (pages are downloaded again); the sync itself is fine.
             log.warning("%s: cannot write the cache %s: %s", self.name, self.cache_path, exc)
-
-
-def _url_option(options: dict[str, object], key: str) -> str | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or normalise_url(value) is None:
-        msg = f"'{key}' must be an absolute http(s) URL, not {value!r}"
-        raise ValueError(msg)
-    return normalise_url(value)
-
-
-def _globs(options: dict[str, object], key: str) -> tuple[str, ...]:
-    value = options.get(key, ())
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-        msg = f"'{key}' must be a list of URL path globs such as \"/docs/*\""
-        raise ValueError(msg)
-    return tuple(value)

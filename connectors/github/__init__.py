@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+from pydantic import Field, field_validator
 
 from connectors.api_client import ApiClient, ApiError
 from connectors.github.common import TRANSIENT, Repo, github_rate_limit_wait, parse_time
@@ -42,17 +44,13 @@ from connectors.github.discussions import (
 )
 from connectors.github.files import Head, file_id, poll_files, reload_file, wanted_blobs
 from connectors.github.issues import issue_ids, poll_issues, reload_issue
+from connectors.options import ConnectorOptions, EnvName, Flag, HttpUrl, Strings, Text
 from connectors.saas import (
     Checkpoints,
     acl_fingerprint,
-    bool_option,
-    env_name_option,
     note_outcome,
     read_cursor,
     retries,
-    string_option,
-    strings_option,
-    url_option,
     with_grants,
 )
 from core.documents import Acl
@@ -62,9 +60,46 @@ from core.sync.connector import Batch, path_wanted
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_INCLUDE = ("**/*.md",)
-OPTIONS = {"repo", "branch", "include", "exclude", "issues", "discussions", "api_url", "token_env"}
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _BRANCH_FORBIDDEN = re.compile(r"[\s~^:?*\[\\]|\.\.|^[-/]|/$")
+
+
+class GitHubOptions(ConnectorOptions):
+    """The keys of a ``type = "github"`` table."""
+
+    repo: Annotated[Text, Field(description='as "owner/name"')]
+    branch: Text | None = None  # None: the repository's default branch
+    include: Strings = DEFAULT_INCLUDE
+    exclude: Strings = ()
+    issues: Flag = True
+    discussions: Flag = True
+    api_url: HttpUrl = DEFAULT_API_URL
+    token_env: EnvName = "GITHUB_TOKEN"
+
+    @field_validator("repo")
+    @classmethod
+    def _owner_name(cls, repo: str) -> str:
+        repo = repo.removeprefix("https://github.com/").removesuffix(".git")
+        if not _REPO.match(repo) or ".." in repo:
+            msg = f"'repo' must be \"owner/name\", not {repo!r}"
+            raise ValueError(msg)
+        return repo
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, branch: str | None) -> str | None:
+        if branch is not None and _BRANCH_FORBIDDEN.search(branch):
+            msg = f"'branch' {branch!r} is not a valid branch name"
+            raise ValueError(msg)
+        return branch
+
+    @field_validator("include")
+    @classmethod
+    def _some_globs(cls, include: tuple[str, ...]) -> tuple[str, ...]:
+        if not include:
+            msg = "'include' must name at least one glob"
+            raise ValueError(msg)
+        return include
 
 
 @dataclass
@@ -85,34 +120,18 @@ class GitHubConnector:
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GitHubConnector:
-        options = settings.options(OPTIONS)
-        repo = string_option(options, "repo")
-        if repo is None:
-            msg = "'repo' is required for a github source, as \"owner/name\""
-            raise ValueError(msg)
-        repo = repo.removeprefix("https://github.com/").removesuffix(".git")
-        if not _REPO.match(repo) or ".." in repo:
-            msg = f"'repo' must be \"owner/name\", not {repo!r}"
-            raise ValueError(msg)
-        branch = string_option(options, "branch")
-        if branch is not None and _BRANCH_FORBIDDEN.search(branch):
-            msg = f"'branch' {branch!r} is not a valid branch name"
-            raise ValueError(msg)
-        include = strings_option(options, "include", DEFAULT_INCLUDE)
-        if not include:
-            msg = "'include' must name at least one glob"
-            raise ValueError(msg)
+        options = GitHubOptions.parse(settings)
         return cls(
             name=name,
-            repo=repo,
+            repo=options.repo,
             grants=Acl(public=settings.public, principals=frozenset(settings.principals)),
-            branch=branch,
-            include=include,
-            exclude=strings_option(options, "exclude", ()),
-            issues=bool_option(options, "issues", True),
-            discussions=bool_option(options, "discussions", True),
-            api_url=url_option(options, "api_url", DEFAULT_API_URL),
-            token_env=env_name_option(options, "token_env", "GITHUB_TOKEN"),
+            branch=options.branch,
+            include=options.include,
+            exclude=options.exclude,
+            issues=options.issues,
+            discussions=options.discussions,
+            api_url=options.api_url,
+            token_env=options.token_env,
         )
 
     def describe(self) -> str:
