@@ -47,7 +47,7 @@ _CHAT_USER = re.compile(r"^(slack|discord):user:[A-Za-z0-9_.-]{1,64}$")
 _CHAT_PLATFORMS = ("slack:", "discord:")
 _EMAIL = re.compile(r"^[^@\s:]+@[^@\s:]+\.[^@\s:]+$")
 _PRINCIPAL = re.compile(r"^[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*:\S{1,256}$")
-_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, ServiceUnavailable)
+_REDIS_ERRORS = (redis.RedisError, OSError, ServiceUnavailable)
 
 
 def email_principals(email: str) -> frozenset[str]:

@@ -157,3 +157,18 @@ def test_links_that_would_smuggle_access_are_refused(
 ) -> None:
     with pytest.raises(InputError, match=message):
         IdentityMap(lambda: synced.redis).link(chat, target)
+
+
+def test_with_redis_down_a_dm_reads_as_the_chat_user_alone() -> None:
+    from core.errors import ServiceUnavailable
+
+    def down() -> None:
+        raise ServiceUnavailable("cannot reach Redis at redis://127.0.0.1:1")
+
+    identities = IdentityMap(down)  # type: ignore[arg-type]
+    question = direct_question(
+        "salary bands", platform="slack", workspace="T0ACME", user=ADA, channel="D0ADA"
+    )
+    assert identities.expand(question) == question
+    identities.note_email(f"slack:user:{ADA}", "ada@acme.example")  # logged, not raised
+    assert not identities.knows_email(f"slack:user:{ADA}")
