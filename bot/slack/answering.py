@@ -8,16 +8,19 @@ placeholder with a short, honest message: never silence.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocking
 from bot.slack.claims import FollowedThreads
 from bot.slack.failures import log_failure, user_message
-from bot.slack.render import answer_messages, notice
-from bot.slack.streaming import UPDATE_INTERVAL_S, StreamingReply
+from bot.slack.pacing import RateBudget
+from bot.slack.render import notice
+from bot.slack.streaming import UPDATE_INTERVAL_S, StreamedReply, StreamingReply
 from core.answering.answers import Answer, Question
 from core.errors import ArchivistError
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from core.api import CoreAPI
 
 PLATFORM = "slack"
+log = logging.getLogger("archivist.slack")
 
 
 class Answerer:
@@ -34,6 +38,8 @@ class Answerer:
         self._core = core
         self._threads = threads
         self._interval_s = interval_s
+        self.budget = RateBudget()  # this process's share of each workspace's rate limits
+        self._no_streaming: set[str] = set()  # workspaces that refused chat.startStream
 
     async def generate(
         self, question: Question, on_token: Callable[[str], Awaitable[object]] | None = None
@@ -67,17 +73,47 @@ class Answerer:
         follow: bool,
     ) -> None:
         """Answer in ``channel`` (in ``thread_ts`` if given), streaming."""
-        reply = StreamingReply(client, channel, thread_ts, interval_s=self._interval_s)
+        reply = StreamingReply(
+            client, channel, thread_ts, team=team, budget=self.budget, interval_s=self._interval_s
+        )
         try:
-            await reply.start()
+            reply = await self._start(client, reply, user=user)
             answer = await self.generate(question, reply.add)
             await self.record(answer, question.text, user=user, channel=reply.channel)
             if follow and thread_ts:
                 await self._threads.follow(team, reply.channel, thread_ts)
-            await reply.finish(answer_messages(answer))
+            await reply.finish(answer)
         except Exception as exc:  # noqa: BLE001 - the boundary: logged, then told to the asker
             log_failure(exc, f"answering in {channel}")
             await self._tell(reply, exc)
+
+    async def _start(self, client: AsyncWebClient, fallback: StreamingReply, *, user: str) -> StreamingReply:
+        """Slack's streaming methods in a thread where the workspace has them, else a placeholder."""
+        team, thread_ts = fallback.team, fallback.thread_ts
+        if thread_ts and team not in self._no_streaming:
+            streamed = StreamedReply(
+                client,
+                fallback.channel,
+                thread_ts,
+                user=user,
+                team=team,
+                budget=self.budget,
+                interval_s=self._interval_s,
+            )
+            try:
+                await streamed.start()
+                return streamed
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                if error == "ratelimited":
+                    raise
+                # Not offered here (older plans, GovSlack, missing feature): edits it is, from now on.
+                self._no_streaming.add(team)
+                log.info(
+                    "workspace %s refused chat.startStream (%s); streaming with chat.update", team, error
+                )
+        await fallback.start()
+        return fallback
 
     @staticmethod
     async def _tell(reply: StreamingReply, exc: BaseException) -> None:

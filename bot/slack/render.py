@@ -2,7 +2,9 @@
 
 Slack's limits (https://api.slack.com/reference/block-kit/blocks): a section's
 text holds at most 3000 characters, a message at most 50 blocks, and a
-message's ``text`` at most 40,000 characters. A long answer becomes several
+message's ``text`` at most 40,000 characters. Well below the block arithmetic,
+Slack refuses a message whose blocks hold more than about 12,000 characters of
+text together (``msg_blocks_too_long``). A long answer becomes several
 messages; nothing is dropped.
 """
 
@@ -19,9 +21,10 @@ from core.answering.answers import Answer, Source
 SECTION_CHARS = 3000
 MAX_BLOCKS = 50
 MESSAGE_TEXT_CHARS = 40_000
+BLOCKS_TEXT_CHARS = 12_000  # all of a message's blocks together (msg_blocks_too_long past it)
 # Room for a safety margin under each limit: a cut never lands exactly on it.
 _SECTION_BUDGET = SECTION_CHARS - 100
-_MESSAGE_BUDGET = MESSAGE_TEXT_CHARS - 1000
+_MESSAGE_BUDGET = BLOCKS_TEXT_CHARS - 1000
 PREVIEW_CHARS = _SECTION_BUDGET
 
 VOTE_UP = "archivist_vote_up"
@@ -96,7 +99,15 @@ def feedback_actions(answer_id: str, *, share: bool = False) -> Block:
 
 def answer_messages(answer: Answer, *, share: bool = False, footer: str = "") -> list[SlackMessage]:
     """The answer as one or more messages; buttons on the last one."""
-    body = [_section(piece) for piece in split_text(mrkdwn(answer.text), _SECTION_BUDGET)]
+    return pack(text_blocks(answer.text) + answer_tail(answer, share=share, footer=footer))
+
+
+def text_blocks(text: str) -> list[Block]:
+    return [_section(piece) for piece in split_text(mrkdwn(text), _SECTION_BUDGET)]
+
+
+def answer_tail(answer: Answer, *, share: bool = False, footer: str = "") -> list[Block]:
+    """What follows the answer's words: sources, footer, feedback buttons."""
     tail: list[Block] = []
     if answer.sources:
         lines = "\n".join(source_line(s) for s in answer.sources)
@@ -104,7 +115,7 @@ def answer_messages(answer: Answer, *, share: bool = False, footer: str = "") ->
     if footer:
         tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     tail.append(feedback_actions(answer.id, share=share))
-    return pack(body + tail)
+    return tail
 
 
 def pack(blocks: list[Block]) -> list[SlackMessage]:

@@ -31,6 +31,7 @@ class FakeOpenAI:
         self.fail_with: int | None = None
         self.delay_s = 0.0
         self.chunk_chars = 12
+        self.chunk_delay_s = 0.0  # pause between streamed chunks: a model writing for a while
         self.error_after_chunks: int | None = None
         self._server: ThreadingHTTPServer | None = None
 
@@ -92,6 +93,8 @@ class FakeOpenAI:
                         return
                     self.wfile.write(f"data: {json.dumps(_chunk(model, piece))}\n\n".encode())
                     self.wfile.flush()
+                    if fake.chunk_delay_s:
+                        time.sleep(fake.chunk_delay_s)
                 self.wfile.write(f"data: {json.dumps(_chunk(model, None, 'stop'))}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

@@ -3,8 +3,11 @@
 ``POST /api/<method>`` with a form or JSON body and ``Authorization: Bearer``;
 answers ``{"ok": true, ...}`` like Slack (or ``{"ok": false, "error": ...}``),
 and records every call. ``POST /response/<id>`` stands in for response_url
-webhooks. ``rate_limit_next(method)`` makes the next call of a method answer
-HTTP 429 with ``Retry-After``, as Slack does.
+webhooks. Rate limits are enforced as Slack documents them: per method and
+workspace (token) for tiered methods, per channel for ``chat.postMessage``; past
+them a call gets HTTP 429 with ``Retry-After``. ``rate_limit_next(method)`` makes
+the next call of a method answer 429 regardless. ``streaming`` says whether this
+workspace offers the streaming methods (``chat.startStream`` and its two twins).
 """
 
 from __future__ import annotations
@@ -27,12 +30,27 @@ TEAM_ID = "T0TEAM"
 BOT_USER_ID = "UARCHIVIST"
 BOT_ID = "BARCHIVIST"
 
+# https://api.slack.com/apis/rate-limits: calls per minute, per method, per workspace.
+# chat.update is Tier 3; the streaming methods are Tier 4 (docs.slack.dev/reference/methods/chat.startStream).
+TIER_PER_MINUTE = {
+    "chat.update": 50,
+    "chat.startStream": 100,
+    "chat.appendStream": 100,
+    "chat.stopStream": 100,
+    "assistant.threads.setStatus": 600,
+}
+# https://api.slack.com/methods/chat.postMessage#rate_limiting: about one message a second per
+# channel, short bursts allowed; modelled as at most 10 in any 10 seconds.
+POSTS_PER_CHANNEL = (10, 10.0)
+BLOCK_TEXT_CHARS = 12_000
+
 
 @dataclass
 class Call:
     method: str
     params: dict[str, Any]
     status: int = 200
+    error: str | None = None  # what Slack answered when ``ok`` was false
 
     def text(self) -> str:
         """Everything a person would read in the message this call posts."""
@@ -57,6 +75,10 @@ class MockSlack:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     socket_url: str = ""
+    streaming: bool = False  # whether chat.startStream & co. exist in this workspace
+    # What people see: message ts -> {"channel", "thread_ts", "text", "blocks", "streaming"}.
+    board: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _windows: dict[tuple[str, ...], list[float]] = field(default_factory=dict)
     _rate_limits: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -83,12 +105,23 @@ class MockSlack:
             return [c for c in self.calls if c.method == method]
 
     def posted(self) -> list[Call]:
-        """Messages that reached Slack (429 answers excluded)."""
-        return [c for c in self.of("chat.postMessage") if c.status == 200]
+        """Messages that reached Slack (429s and refusals excluded)."""
+        return [c for c in self.of("chat.postMessage") if c.status == 200 and not c.error]
+
+    def rate_limited(self) -> list[Call]:
+        """Every call Slack answered 429."""
+        with self._lock:
+            return [c for c in self.calls if c.status == 429]
+
+    def shown(self, ts: str) -> str:
+        """All a person reads in the message at ``ts`` now: its text and its blocks."""
+        message = self.board.get(ts) or {}
+        parts = [str(message.get("text") or "")] + [_block_text(b) for b in message.get("blocks") or []]
+        return "\n".join(p for p in parts if p)
 
     def seen(self, predicate: Callable[[Call], bool]) -> list[Call]:
         with self._lock:
-            return [c for c in self.calls if c.status == 200 and predicate(c)]
+            return [c for c in self.calls if c.status == 200 and not c.error and predicate(c)]
 
     def next_ts(self) -> str:
         return f"{1_700_000_000 + next(self._ts)}.000100"
@@ -97,7 +130,12 @@ class MockSlack:
 
     def _handle(self, path: str, params: dict[str, Any], token: str) -> tuple[int, dict[str, str], Any]:
         if path.startswith("/response/"):
-            self._record(Call("response_url", {**params, "_path": path}))
+            call = Call("response_url", {**params, "_path": path})
+            self._record(call)
+            refused = self._refuse("chat.postMessage", params)
+            if refused:  # response_url answers errors with a 400 and the error's name
+                call.error = str(refused["error"])
+                return 400, {}, call.error
             return 200, {}, "ok"
         method = path.removeprefix("/api/")
         remaining = self._rate_limits.get(method, 0)
@@ -107,10 +145,44 @@ class MockSlack:
             return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != expected:
-            self._record(Call(method, params, 200))
+            self._record(Call(method, params, 200, "invalid_auth"))
             return 200, {}, {"ok": False, "error": "invalid_auth"}
-        self._record(Call(method, params))
-        return 200, {}, self._answer(method, params)
+        retry_after = self._over_limit(method, params, token)
+        if retry_after:
+            self._record(Call(method, params, 429))
+            return 429, {"Retry-After": str(retry_after)}, {"ok": False, "error": "ratelimited"}
+        call = Call(method, params)
+        self._record(call)
+        with self._lock:
+            answer = self._refuse(method, params) or self._answer(method, params)
+        call.error = None if answer.get("ok") else str(answer.get("error"))
+        return 200, {}, answer
+
+    @staticmethod
+    def _refuse(method: str, p: dict[str, Any]) -> dict[str, Any] | None:
+        # https://api.slack.com/methods/chat.postMessage#errors msg_blocks_too_long: well below 50
+        # blocks of 3,000 characters, the blocks' text together is capped at about 12,000 characters.
+        if method in ("chat.postMessage", "chat.update", "chat.stopStream", "chat.postEphemeral"):
+            if sum(len(_block_text(b)) for b in p.get("blocks") or []) > BLOCK_TEXT_CHARS:
+                return {"ok": False, "error": "msg_blocks_too_long"}
+        return None
+
+    def _over_limit(self, method: str, params: dict[str, Any], token: str) -> int:
+        """Seconds to wait when this call would pass Slack's limit; 0 if it may go (and is counted)."""
+        if method in TIER_PER_MINUTE:
+            key, (limit, window) = (method, token), (TIER_PER_MINUTE[method], 60.0)
+        elif method == "chat.postMessage":
+            key, (limit, window) = (method, token, str(params.get("channel"))), POSTS_PER_CHANNEL
+        else:
+            return 0
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._windows.get(key, []) if now - t < window]
+            if len(recent) >= limit:
+                self._windows[key] = recent
+                return max(1, int(window - (now - recent[0])) + 1)
+            self._windows[key] = [*recent, now]
+        return 0
 
     def _record(self, call: Call) -> None:
         with self._lock:
@@ -133,6 +205,9 @@ class MockSlack:
             if channel.startswith("U"):  # posting to a user id opens the app's DM with them
                 channel = "D" + channel[1:]
             ts = self.next_ts()
+            self._show(
+                ts, channel=channel, thread_ts=p.get("thread_ts"), text=p.get("text"), blocks=p.get("blocks")
+            )
             return {
                 "ok": True,
                 "channel": channel,
@@ -140,7 +215,11 @@ class MockSlack:
                 "message": {"text": p.get("text", ""), "ts": ts, "user": BOT_USER_ID, "bot_id": BOT_ID},
             }
         if method == "chat.update":
+            if p["ts"] in self.board:
+                self.board[p["ts"]].update(text=p.get("text", ""), blocks=p.get("blocks") or [])
             return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", "")}
+        if method.endswith("Stream"):
+            return self._stream(method, p)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self.next_ts()}
         if method == "conversations.history":
@@ -157,6 +236,37 @@ class MockSlack:
         if method == "reactions.add":
             return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
+
+    def _show(self, ts: str, **message: Any) -> None:
+        self.board[ts] = {**message, "text": message.get("text") or "", "blocks": message.get("blocks") or []}
+
+    def _stream(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        # docs.slack.dev/reference/methods/chat.startStream (and appendStream, stopStream).
+        if not self.streaming:
+            return {"ok": False, "error": "unknown_method"}
+        channel = str(p["channel"])
+        if method == "chat.startStream":
+            if not p.get("thread_ts"):
+                return {"ok": False, "error": "invalid_arguments"}  # streamed messages are replies
+            # "recipient_user_id / recipient_team_id: required when streaming to channels"
+            if not channel.startswith("D") and not (
+                p.get("recipient_user_id") and p.get("recipient_team_id")
+            ):
+                return {"ok": False, "error": "invalid_arguments"}
+            ts = self.next_ts()
+            self._show(
+                ts, channel=channel, thread_ts=p["thread_ts"], text=p.get("markdown_text"), streaming=True
+            )
+            return {"ok": True, "channel": channel, "ts": ts}
+        message = self.board.get(str(p.get("ts")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        message["text"] += p.get("markdown_text") or ""
+        if method == "chat.stopStream":
+            message.update(streaming=False, blocks=p.get("blocks") or [])
+        return {"ok": True, "channel": channel, "ts": p["ts"]}
 
     def _history(self, p: dict[str, Any]) -> dict[str, Any]:
         # https://api.slack.com/methods/conversations.history: top-level messages only, newest first.
