@@ -4,6 +4,8 @@ The buttons are ``DynamicItem``s: their custom ids carry the answer id
 (``archivist:vote:up:<id>``), and the bot registers the two templates at startup,
 so buttons on answers posted before a restart still work. 👎 records the vote and
 then opens a modal asking what was wrong; its text is stored as the vote's comment.
+Each person gets a form of their own (its custom id names the answer and the user), so
+several people can comment on the same answer at once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 _ANSWER_ID = r"[0-9a-f]{32}"
 COMMENT_LIMIT = min(MAX_COMMENT_CHARS, 4000)  # Discord caps a text input at 4,000 characters
+# An open "what was wrong" form is kept this long; a form left open is then forgotten, not kept forever.
+MODAL_TIMEOUT_S = 3600.0
 
 
 def _store(interaction: discord.Interaction) -> CoreAPI:
@@ -58,15 +62,17 @@ class VoteButton(
             await tell_interaction(interaction, exc)
 
     async def _vote(self, interaction: discord.Interaction) -> None:
+        # Discord waits 3 s for the first response: give it before touching Redis.
         user = str(interaction.user.id)
-        value = 1 if self.vote == "up" else -1
-        await asyncio.to_thread(_store(interaction).vote, self.answer_id, user, value)
-        if value > 0:
-            await interaction.response.send_message(
+        if self.vote == "up":
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await asyncio.to_thread(_store(interaction).vote, self.answer_id, user, 1)
+            await interaction.followup.send(
                 "Thanks, glad it helped. 👍", ephemeral=True, allowed_mentions=no_mentions()
             )
         else:
-            await interaction.response.send_modal(WhatWasWrong(self.answer_id))
+            await interaction.response.send_modal(WhatWasWrong(self.answer_id, user))
+            await asyncio.to_thread(_store(interaction).vote, self.answer_id, user, -1)
 
 
 class WhatWasWrong(discord.ui.Modal, title="What was wrong with this answer?"):
@@ -77,17 +83,20 @@ class WhatWasWrong(discord.ui.Modal, title="What was wrong with this answer?"):
         max_length=COMMENT_LIMIT,
     )
 
-    def __init__(self, answer_id: str) -> None:
-        super().__init__(custom_id=f"archivist:why:{answer_id}", timeout=None)
+    def __init__(self, answer_id: str, user: str) -> None:
+        # discord.py keeps open forms by custom id: one per person per answer, so two people
+        # commenting on the same answer each get their own (one id per answer kept only the last).
+        super().__init__(custom_id=f"archivist:why:{answer_id}:{user}", timeout=MODAL_TIMEOUT_S)
         self.answer_id = answer_id
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         comment = str(self.details.value or "").strip()
+        await interaction.response.defer(ephemeral=True, thinking=True)  # before Redis
         if comment:
             await asyncio.to_thread(
                 _store(interaction).comment, self.answer_id, str(interaction.user.id), comment
             )
-        await interaction.response.send_message(
+        await interaction.followup.send(
             "Thanks — your feedback was recorded and helps improve the answers. 👎",
             ephemeral=True,
             allowed_mentions=no_mentions(),

@@ -65,3 +65,24 @@ async def test_buttons_work_after_a_restart(discord_env, make_discord) -> None:
         channel=restarted.channel,
     )
     assert [f.vote for f in discord_env.app.feedback.all()] == [1]
+
+
+@pytest.mark.asyncio
+async def test_two_people_can_say_what_was_wrong_with_the_same_answer(discord_env) -> None:
+    env = discord_env
+    await say(f"{env.mention} {QUESTION}", channel=env.channel, member=env.alice)
+    [answer] = env.screen.visible()
+    _, down = answer.custom_ids()
+
+    # Both open the form before either sends it.
+    await click(env.bot, env.screen, answer, down, member=env.alice)
+    await click(env.bot, env.screen, answer, down, member=env.bob)
+    alices, bobs = [c["data"] for c in env.screen.callbacks if c["type"] == MODAL]
+    await submit_modal(env.bot, env.screen, alices, "Missed Rotterdam.", channel=env.channel, member=env.alice)
+    await submit_modal(env.bot, env.screen, bobs, "Wrong year.", channel=env.channel, member=env.bob)
+
+    stored = {f.user: (f.vote, f.comment) for f in env.app.feedback.all()}
+    assert stored == {
+        str(env.alice.id): (-1, "Missed Rotterdam."),
+        str(env.bob.id): (-1, "Wrong year."),
+    }
