@@ -94,3 +94,14 @@ def test_the_cli_says_which_extra_to_install_in_one_line(tmp_path: Path) -> None
         result.stderr.strip()
         == "error: install archivist[discord] to use Discord: pip install 'archivist[discord]'"
     )
+
+
+def test_eval_reports_need_matplotlib_only_for_their_charts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """matplotlib comes with [finetune]: without it the report module loads (the CLI prints its
+    table) and a chart says which extra draws it; write_report then leaves the charts out."""
+    _uninstall(monkeypatch, "matplotlib")
+    _reimport(monkeypatch, "core.evaluation.report")
+    report = sys.modules["core.evaluation.report"]
+    with pytest.raises(MissingExtra) as caught:
+        report._figure()
+    _assert_one_line(caught.value, "finetune", "local fine-tuning")
