@@ -30,7 +30,9 @@ def _version(directory: Path, hold_out: list[str]) -> ModelVersion:
         "split": {"by": "sha256 of the normalised question", "validation_percent": 10, "eval_percent": 10},
         "held_out_for_eval": {"ids": hold_out},
     }
-    return ModelVersion("lora", "chat", "llamacpp", "/x.gguf", training_data_hash="ab" * 32, training=training)
+    return ModelVersion(
+        "lora", "chat", "llamacpp", "/x.gguf", training_data_hash="ab" * 32, training=training
+    )
 
 
 def test_evaluated_questions_are_in_no_split(tmp_path: Path) -> None:
