@@ -25,7 +25,7 @@ from bot.slack.render import SHARE, answer_messages, notice
 from bot.slack.safety import neutralize
 from core.answering.access import ChannelPolicy, channel_question, direct_question
 from core.answering.answers import Answer, Question
-from core.errors import AccessDenied, InputError
+from core.errors import AccessDenied, ArchivistError, InputError
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 _PEOPLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
 MESSAGE_TTL_S = 24 * 3600  # a message is answered once; reactions a day later still count once
 SHARE_TTL_S = 24 * 3600  # how long an ephemeral /ask answer can still be shared
+# https://api.slack.com/interactivity/handling#message_responses: a response_url works 5 times in 30 minutes.
+RESPONSE_URL_TTL_S = 30 * 60
 USAGE = "Ask me about your documents, e.g. `/ask How many vacation days do we get?`"
 
 
@@ -217,6 +219,7 @@ class AskHandlers:
             answer = await self._answerer.generate(question)
             # Recorded once, for 👍/👎 and for the share button alike.
             await self._answerer.record(answer, text, user=user, channel=channel)
+            await self._keep_response_url(answer.id, command.get("response_url"))
             for message in answer_messages(answer, share=True):
                 await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
         except Exception as exc:  # noqa: BLE001 - the boundary for /ask
@@ -230,17 +233,26 @@ class AskHandlers:
         ack: AsyncAck,
         body: dict[str, Any],
         action: dict[str, Any],
-        client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         try:
             answer, question = await blocking.quick(self._shareable, action["value"], user)
             footer = f"Shared by <@{user}> · asked: _{_quote(question)}_"
+            # Through the /ask command's response_url, not chat.postMessage: /ask works where
+            # Archivist is no member (DMs between people, channels it was never invited to), and
+            # there chat.postMessage fails with not_in_channel. The action's own URL is the spare.
+            kept = await self._kept_response_url(action["value"])
+            post = AsyncRespond(response_url=kept) if kept else respond
             for message in answer_messages(answer, footer=footer):
-                await client.chat_postMessage(channel=channel, unfurl_links=False, **message.as_kwargs())
+                sent = await post(
+                    response_type="in_channel",
+                    replace_original=False,
+                    unfurl_links=False,
+                    **message.as_kwargs(),
+                )
+                _check(sent.status_code, sent.body)
             await respond(delete_original=True)
         except Exception as exc:  # noqa: BLE001 - the boundary for sharing
             log_failure(exc, "sharing an answer")
@@ -249,6 +261,25 @@ class AskHandlers:
             )
 
     # -- /ask answers, shared from what the feedback store recorded -------------
+
+    async def _kept_response_url(self, answer_id: str) -> str | None:
+        try:
+            kept = await blocking.quick(lambda: self._core.redis().get(_url_key(answer_id)))
+        except ArchivistError as exc:
+            log_failure(exc, "reading the /ask response_url")
+            return None
+        return kept.decode() if isinstance(kept, bytes) else kept if isinstance(kept, str) else None
+
+    async def _keep_response_url(self, answer_id: str, url: str | None) -> None:
+        """The command's response_url, for sharing later (Slack honours it for 30 minutes)."""
+        if not url:
+            return
+        try:
+            await blocking.quick(
+                lambda: self._core.redis().set(_url_key(answer_id), url, ex=RESPONSE_URL_TTL_S)
+            )
+        except ArchivistError as exc:  # sharing falls back to the button's own response_url
+            log_failure(exc, "keeping the /ask response_url")
 
     def _shareable(self, answer_id: str, user: str) -> tuple[Answer, str]:
         record = self._core.answer_record(answer_id)
@@ -259,6 +290,17 @@ class AskHandlers:
             msg = "Only the person who asked can share this answer."
             raise AccessDenied(msg)
         return record.as_answer(), record.question
+
+
+def _url_key(answer_id: str) -> str:
+    return f"archivist:slack:ask-url:{answer_id}"
+
+
+def _check(status: int, body: str) -> None:
+    """A response_url refusal (used up, expired, too long) becomes an error the user is told."""
+    if status != 200:
+        msg = f"Slack refused the shared answer ({neutralize(str(body))[:80] or status})."
+        raise InputError(msg)
 
 
 def _team(body: dict[str, Any], context: Any) -> str:

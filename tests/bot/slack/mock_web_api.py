@@ -79,6 +79,8 @@ class MockSlack:
     # What people see: message ts -> {"channel", "thread_ts", "text", "blocks", "streaming"}.
     board: dict[str, dict[str, Any]] = field(default_factory=dict)
     _windows: dict[tuple[str, ...], list[float]] = field(default_factory=dict)
+    not_member: set[str] = field(default_factory=set)  # conversations Archivist was never added to
+    _url_uses: dict[str, int] = field(default_factory=dict)
     _rate_limits: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -133,9 +135,14 @@ class MockSlack:
             call = Call("response_url", {**params, "_path": path})
             self._record(call)
             refused = self._refuse("chat.postMessage", params)
-            if refused:  # response_url answers errors with a 400 and the error's name
+            with self._lock:
+                used = self._url_uses[path] = self._url_uses.get(path, 0) + 1
+            # https://api.slack.com/interactivity/handling#message_responses: five uses in 30 minutes.
+            if used > 5:
+                refused = {"error": "used_url"}
+            if refused:  # response_url answers errors with an HTTP error and the error's name
                 call.error = str(refused["error"])
-                return 400, {}, call.error
+                return 404 if used > 5 else 400, {}, call.error
             return 200, {}, "ok"
         method = path.removeprefix("/api/")
         remaining = self._rate_limits.get(method, 0)
@@ -202,6 +209,8 @@ class MockSlack:
             }
         if method == "chat.postMessage":
             channel = str(p["channel"])
+            if channel in self.not_member:  # https://api.slack.com/methods/chat.postMessage#errors
+                return {"ok": False, "error": "not_in_channel"}
             if channel.startswith("U"):  # posting to a user id opens the app's DM with them
                 channel = "D" + channel[1:]
             ts = self.next_ts()

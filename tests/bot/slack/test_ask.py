@@ -123,24 +123,27 @@ async def test_other_bots_and_own_messages_are_ignored(slack: Harness) -> None:
     assert len(slack.mock.posted()) == 1
 
 
-async def _press_share(slack: Harness, value: str, *, user: str) -> None:
-    """Press "Share in channel" on an ephemeral /ask answer in #general."""
+async def _press_share(slack: Harness, value: str, *, user: str, channel: str = "CGENERAL") -> None:
+    """Press "Share in channel" on an ephemeral /ask answer."""
     await slack.send.interaction(
         block_action(
             "archivist_share",
             value,
             user=user,
-            channel="CGENERAL",
+            channel=channel,
             message_ts="",
             thread_ts=None,
-            response_url=slack.send.response_url,
+            response_url=slack.mock.response_url("button"),
             ephemeral=True,
         )
     )
 
 
-async def test_slash_ask_answers_ephemerally_and_can_be_shared(slack: Harness) -> None:
-    response = await slack.send.command("/ask", QUESTION)
+@pytest.mark.parametrize("channel", ["CGENERAL", "CNOTMEMBER"])
+async def test_slash_ask_answers_ephemerally_and_can_be_shared(slack: Harness, channel: str) -> None:
+    """Sharing works where Archivist is no member too (chat.postMessage would fail: not_in_channel)."""
+    slack.mock.not_member.add("CNOTMEMBER")
+    response = await slack.send.command("/ask", QUESTION, channel=channel)
     assert "Looking that up" in await response.text()
 
     [reply] = await wait_until(lambda: slack.mock.of("response_url"))
@@ -150,13 +153,16 @@ async def test_slash_ask_answers_ephemerally_and_can_be_shared(slack: Harness) -
     share = next(b for b in buttons if b["action_id"] == "archivist_share")
     assert not slack.mock.posted()  # nobody else saw it
 
-    await _press_share(slack, share["value"], user="UASKER")
-    [shared] = await wait_until(lambda: slack.mock.posted())
-    assert shared.params["channel"] == "CGENERAL"
+    await _press_share(slack, share["value"], user="UASKER", channel=channel)
+    [shared] = await wait_until(
+        lambda: slack.mock.seen(lambda c: c.params.get("response_type") == "in_channel")
+    )
+    assert shared.params["_path"] == "/response/r1"  # the command's own response_url
     assert "The documents say so" in shared.text() and "Shared by <@UASKER>" in shared.text()
     assert await wait_until(
         lambda: [c for c in slack.mock.of("response_url") if c.params.get("delete_original")]
     )
+    assert not [c for c in slack.mock.calls if c.error]
 
 
 async def test_only_the_asker_can_share_an_ask_answer(slack: Harness) -> None:
