@@ -1,4 +1,4 @@
-"""Answer text for Discord: numbered sources, defused mentions, 2,000-character messages.
+"""Answer text for Discord: numbered sources, a context line, defused mentions, 2,000-character messages.
 
 ``split_message`` breaks on the largest boundary that fits: paragraph, line,
 sentence, word; a word longer than a message is the only thing ever cut. A code
@@ -17,6 +17,7 @@ import discord
 from core.answering.answers import Answer, Source
 
 MESSAGE_LIMIT = 2000  # Discord's hard limit on a message's content
+FALLBACK_REASON_CHARS = 160  # the context line stays one line on a phone
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 # @everyone, @here and raw user/role mentions; a zero-width space after the @ makes
@@ -52,12 +53,26 @@ def _escape_link_text(text: str) -> str:
     return text.replace("[", "(").replace("]", ")").replace("\n", " ")
 
 
+def context_line(answer: Answer) -> str:
+    """Discord's small grey subtext (``-#``): which model answered, and why when it was a fallback."""
+    line = f"-# Answered by {answer.model}" if answer.model else ""
+    if answer.fallback:
+        reason = " ".join(answer.fallback.split())
+        if len(reason) > FALLBACK_REASON_CHARS:
+            reason = reason[: FALLBACK_REASON_CHARS - 1].rstrip() + "…"
+        line = f"{line or '-# Answered'} instead of the fine-tuned model ({reason})"
+    return line
+
+
 def render_answer(answer: Answer) -> str:
-    """The answer as one markdown text: what the model said, then numbered sources."""
+    """The answer as one markdown text: what the model said, numbered sources, the context line."""
     text = answer.text.strip()
     if answer.sources:
         lines = "\n".join(_source_line(source) for source in answer.sources)
         text = f"{text}\n\n**Sources**\n{lines}"
+    context = context_line(answer)
+    if context:
+        text = f"{text}\n{context}"
     return neutralize_mentions(text)
 
 

@@ -218,3 +218,10 @@ async def test_without_read_message_history_answers_still_arrive_and_the_log_say
     assert len(answers) == 2 and all(a.content.startswith(openai_server.reply) for a in answers)
     assert all(a.reference is None for a in answers)  # posted without the reply link
     [warning] = [r.getMessage() for r in caplog.records if "Read Message History" in r.getMessage()]
+
+
+@pytest.mark.asyncio
+async def test_the_answer_says_which_model_answered(discord_env, openai_server) -> None:
+    await say(f"{discord_env.mention} {QUESTION}", channel=discord_env.channel, member=discord_env.alice)
+    [answer] = discord_env.screen.visible()
+    assert answer.content.splitlines()[-1] == "-# Answered by gpt-test"

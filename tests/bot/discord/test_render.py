@@ -119,3 +119,22 @@ async def test_streaming_overflows_into_new_messages_and_drops_unneeded_ones() -
     assert len(outbox.sent) == 2
     await reply.finish(["Short final answer."], None)
     assert outbox.log[-1] == "delete" and outbox.sent[0].text == "Short final answer."
+
+
+def test_a_small_line_under_the_answer_names_the_model_and_any_fallback() -> None:
+    answer = Answer("It is so [1].", [_source(1, url="https://wiki/x")], "rag", "gpt-4o-mini", False, "q")
+    assert render_answer(answer).endswith("\n-# Answered by gpt-4o-mini")
+
+    fell_back = Answer(
+        "It is so [1].",
+        [_source(1, url="https://wiki/x")],
+        "rag",
+        "gpt-4o-mini",
+        False,
+        "q",
+        route="finetuned",
+        fallback="fine-tuned model ft-handbook failed: timed out",
+    )
+    last = render_answer(fell_back).splitlines()[-1]
+    assert last.startswith("-# Answered by gpt-4o-mini") and "instead of the fine-tuned model" in last
+    assert "ft-handbook failed: timed out" in last
