@@ -117,6 +117,14 @@ def _drop_invalid_citations(text: str, available: int) -> str:
     return _CITATION.sub(keep, text)
 
 
+def _cite(sentence: str, index: int) -> str:
+    """``sentence`` with ``[index]`` before its closing punctuation, as a writer would cite."""
+    body = sentence.rstrip()
+    if body.endswith((".", "!", "?")):
+        return f"{body[:-1]} [{index}]{body[-1]}"
+    return f"{body} [{index}]"
+
+
 class _CheckedSentences:
     """Holds streamed text back until its sentence is complete, then lets it through if every figure
     in it is in the passages. After one fails, nothing more is shown (``failed``)."""
@@ -508,7 +516,7 @@ class Assistant:
         for quote in chosen:
             chunk = hits[quote.passage].chunk
             index = keys.index((chunk.source, chunk.document_id)) + 1
-            parts.append(f"{quote.sentence} [{index}]")
+            parts.append(_cite(quote.sentence, index))
             if index not in cited:
                 cited.append(index)
         sources = self._sources(documents, cited)

@@ -39,7 +39,7 @@ def test_bundled_model_answers_with_the_handbooks_own_sentence(synced_app: App) 
     assert answer.style == "quote" and answer.as_dict()["style"] == "quote"
     assert "27 days" in answer.text and shown == answer.text
     assert answer.sources and answer.sources[0].path.endswith("people/pto-policy.md")
-    assert answer.sources[0].cited and "[1]" in answer.text
+    assert answer.sources[0].cited and "[1]." in answer.text
     passages = [s.snippet for s in answer.sources]
     assert not ungrounded_numbers(answer.text, [p.replace("…", "") for p in passages] + [answer.text])
     assert "first_token" not in answer.timings_ms  # the chat model was not asked

@@ -346,3 +346,24 @@ def test_a_failing_finetuned_endpoint_is_counted_as_fallbacks(
     scores = comparison.as_dict()["modes"]["finetuned"]
     assert scores["model"] == "ft-test" and scores["fallbacks"] == 1  # the base model stood in
     assert comparison.results[0].fallback and comparison.results[0].answer
+
+
+def test_quote_row_answers_from_the_paragraphs_without_the_model(
+    make_remote_app, scripted, squad_file: Path
+) -> None:
+    app = make_remote_app(sync=())
+    comparison = compare_modes(app, squad_file, "rag,quote")
+    scores = comparison.as_dict()["modes"]
+    assert list(scores) == ["rag", "quote"]
+    quote = scores["quote"]
+    assert quote["model"] == "gpt-test" and quote["prompt_tokens_mean"] == 0
+    # Each quoted answer is a sentence of the paragraph it cites, and that paragraph is the right one.
+    assert quote["citation_correct"] == 1.0 and quote["contains_gold"] >= 0.75
+    contexts = {p["context"] for p in SQUAD["data"][0]["paragraphs"]}
+    for result in comparison.results:
+        if result.mode == "quote" and not result.abstained:
+            sentence = result.answer.split(" [")[0]  # the first quote, up to its citation
+            assert any(sentence in context for context in contexts), result.answer
+    # Only the rag row asked the model: one request per question.
+    requests = [r for r in scripted.requests if r["path"].endswith("/chat/completions")]
+    assert len(requests) == 6
