@@ -62,12 +62,28 @@ def preview(text: str) -> str:
     return f"{body} :writing_hand:" if body else PLACEHOLDER
 
 
+# Inside <url|label> a "|" ends the URL and ">" ends the link: those are percent-encoded (the
+# URL means the same); & < > are escaped as "Formatting text for app surfaces" prescribes.
+_URL_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "%3C", ">": "%3E", "|": "%7C", " ": "%20", "\n": "", "\r": "", "\t": ""}
+)
+_LINKABLE = re.compile(r"(?i)^(https?|mailto):")
+
+
+def link_url(url: str) -> str | None:
+    """``url`` safe inside ``<url|label>``; ``None`` for schemes Slack should not link."""
+    url = url.strip()
+    return url.translate(_URL_ESCAPES) if _LINKABLE.match(url) else None
+
+
 def source_line(source: Source) -> str:
     title = link_label(source.title or source.path or source.url or "untitled")
     origin = neutralize(source.source)
-    if source.url:
-        return f"[{source.index}] <{source.url}|{title}> · {origin}"
-    where = f" · `{neutralize(source.path)}`" if source.path and source.path != source.title else ""
+    url = link_url(source.url) if source.url else None
+    if url:
+        return f"[{source.index}] <{url}|{title}> · {origin}"
+    shown = source.path or source.url  # an address Slack should not link stays plain text
+    where = f" · `{neutralize(shown)}`" if shown and shown != source.title else ""
     return f"[{source.index}] {title}{where} · {origin}"
 
 
@@ -112,10 +128,19 @@ def answer_tail(answer: Answer, *, share: bool = False, footer: str = "") -> lis
     if answer.sources:
         lines = "\n".join(source_line(s) for s in answer.sources)
         tail += [_section(piece) for piece in split_text(f"*Sources*\n{lines}", _SECTION_BUDGET)]
-    if footer:
-        tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
+    notes = [footer] if footer else []
+    notes.append(model_line(answer))
+    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note} for note in notes]})
     tail.append(feedback_actions(answer.id, share=share))
     return tail
+
+
+def model_line(answer: Answer) -> str:
+    """Which model answered, and why it was not the one the route asked for."""
+    line = f"Answered by {neutralize(answer.model)} ({neutralize(answer.mode)})"
+    if answer.fallback:
+        line += f" · fallback: {neutralize(answer.fallback)}"
+    return line
 
 
 def pack(blocks: list[Block]) -> list[SlackMessage]:

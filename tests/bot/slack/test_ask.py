@@ -68,6 +68,7 @@ async def test_mention_is_answered_in_its_thread_with_sources_and_buttons(
     text = final.text()
     assert "The documents say so [1]." in text
     assert "*Sources*" in text and "[1]" in text
+    assert "Answered by gpt-test" in text  # which model answered, under the answer
     # The question reached the model as asked, without the mention.
     asked = openai_server.requests[-1]["body"]["messages"][-1]["content"]
     assert QUESTION in asked and BOT_USER_ID not in asked

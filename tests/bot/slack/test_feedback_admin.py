@@ -142,3 +142,19 @@ async def test_workspace_admins_may_run_admin_commands_when_configured(remote_mo
         )
     finally:
         await harness.client.close()
+
+
+def test_sync_progress_shows_counts_per_source() -> None:
+    from bot.slack.admin import progress_text
+    from core.sync.engine import Progress
+
+    text = progress_text(
+        {
+            "handbook": Progress("handbook", 12, 40, "indexing"),
+            "wiki": Progress("wiki", 3, None, "indexing"),
+            "drive": None,
+        }
+    )
+    assert "handbook: indexing 12/40 documents" in text
+    assert "wiki: indexing (3 documents so far)" in text
+    assert "drive: starting" in text

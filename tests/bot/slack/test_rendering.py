@@ -8,11 +8,11 @@ import re
 import pytest
 
 from bot.slack.app import Tuning
-from bot.slack.render import MAX_BLOCKS, SECTION_CHARS, answer_messages
+from bot.slack.render import MAX_BLOCKS, SECTION_CHARS, answer_messages, source_line
 from bot.slack.safety import ZERO_WIDTH_SPACE, neutralize
 from bot.slack.split import split_text
 from bot.slack.streaming import StreamingReply
-from core.answering.answers import Answer
+from core.answering.answers import Answer, Source
 from tests.bot.slack.conftest import start_harness
 from tests.bot.slack.mock_web_api import BOT_USER_ID, wait_until
 
@@ -181,3 +181,40 @@ async def test_model_output_never_pings_anyone(slack, openai_server) -> None:
         assert not call.params.get("link_names")
     final = slack.mock.seen(lambda c: bool(c.params.get("blocks")))[-1]
     assert "&lt;!channel&gt;" in final.text()  # still readable, as plain text
+
+
+def _source(url: str) -> Source:
+    return Source(1, "Travel | Expenses", "wiki", url, "", 0.9, "", True)
+
+
+def test_source_urls_with_separators_stay_one_working_link() -> None:
+    """A | or > in a URL must not end the <url|label> link early (Slack's escaping rules)."""
+    url = "https://wiki.example.com/pages?id=7|draft&view=a>b <x>"
+    line = source_line(_source(url))
+    [(linked, label)] = re.findall(r"<([^|>]+)\|([^>]+)>", line)
+    from urllib.parse import unquote
+
+    assert unquote(linked.replace("&amp;", "&")) == url
+    assert label == "Travel / Expenses"
+    assert line.count("<") == 1 and line.count(">") == 1
+
+
+def test_addresses_slack_should_not_link_stay_plain_text() -> None:
+    line = source_line(_source("javascript:alert(1)"))
+    assert "<" not in line and "javascript:alert(1)" in line
+
+
+def test_each_answer_says_which_model_answered_and_any_fallback() -> None:
+    plain = Answer("Twenty days [1].", [], "rag", "gpt-test", False, "q")
+    fell = Answer(
+        "Twenty days [1].", [], "rag", "gpt-test", False, "q", fallback="fine-tuned model unreachable"
+    )
+    [first] = answer_messages(plain)
+    [second] = answer_messages(fell)
+    context = [b for b in first.blocks if b["type"] == "context"]
+    assert (
+        context
+        and "Answered by gpt-test" in json.dumps(context)
+        and "fallback" not in json.dumps(first.blocks)
+    )
+    assert "fallback: fine-tuned model unreachable" in json.dumps(second.blocks)
