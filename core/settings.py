@@ -168,6 +168,7 @@ class SlackSettings(ChatPlatformSettings):
     follow_threads: bool = True  # answer replies in threads it answered without a new mention
     no_follow_channels: list[str] = []  # channels where follow-ups need a new mention
     workspace_admins: bool = False  # Slack workspace admins and owners may also run /archivist
+    suggested_prompts: list[str] = []  # the AI-app split view's prompts; default: one per source
 
 
 class DiscordSettings(ChatPlatformSettings):

@@ -34,6 +34,7 @@ except ImportError as exc:
 from bot.slack.admin import PROGRESS_INTERVAL_S, AdminHandlers
 from bot.slack.answering import Answerer
 from bot.slack.ask import MESSAGE_TTL_S, AskHandlers
+from bot.slack.assistant import AssistantHandlers
 from bot.slack.claims import FollowedThreads, Once
 from bot.slack.credentials import SlackCredentials
 from bot.slack.dedupe import EVENT_TTL_S, event_deduper
@@ -98,7 +99,11 @@ def build_slack_app(
     threads = FollowedThreads(redis_client, api.settings.redis.history_ttl_s)
     answerer = Answerer(api, threads, interval_s=tuning.stream_interval_s)
     messages = Once(redis_client, "archivist:slack:answered", MESSAGE_TTL_S)
-    AskHandlers(api, answerer, messages, threads).register(bolt)
+    ask = AskHandlers(api, answerer, messages, threads)
+    # Before the message listeners: it takes the messages of assistant threads for itself.
+    titled = Once(redis_client, "archivist:slack:assistant:titled", api.settings.redis.history_ttl_s)
+    bolt.assistant(AssistantHandlers(api, answerer, ask, titled).build())
+    ask.register(bolt)
     FeedbackHandlers(api).register(bolt)
     AdminHandlers(
         api,

@@ -80,6 +80,14 @@ class AskHandlers:
             text, platform=PLATFORM, workspace=team, channel=channel, thread=thread, policy=self._policy
         )
 
+    async def scoped_question(
+        self, client: AsyncWebClient, text: str, *, team: str, channel: str, user: str, thread: str
+    ) -> Question:
+        """``question`` for another surface (the assistant thread): a DM reads what the asker may."""
+        if is_dm(channel):
+            await self._identities.learn(client, user)
+        return self.question(text, team=team, channel=channel, user=user, thread=thread)
+
     def _from_other_bot(self, event: dict[str, Any]) -> bool:
         return self._settings.ignore_bots and bool(
             event.get("bot_id") or event.get("subtype") == "bot_message"

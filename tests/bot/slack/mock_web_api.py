@@ -244,6 +244,10 @@ class MockSlack:
             return {"ok": True, "url": self.socket_url}
         if method == "reactions.add":
             return {"ok": True}
+        if method.startswith("assistant.threads."):  # setStatus, setSuggestedPrompts, setTitle
+            if not (p.get("channel_id") and p.get("thread_ts")):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True}
         return {"ok": False, "error": "unknown_method"}
 
     def _show(self, ts: str, **message: Any) -> None:
