@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import redis
@@ -163,7 +163,7 @@ class IdentityMap:
             return frozenset()
         try:
             client = self._redis()
-            linked: Iterable[str] = client.hkeys(_KEY.format(chat=chat))
+            linked = [str(key) for key in client.hkeys(_KEY.format(chat=chat))]
             email = client.get(_EMAIL_KEY.format(chat=chat))
         except _REDIS_ERRORS as exc:
             self._warn(exc)
