@@ -143,6 +143,15 @@ class CoreAPI:
         connector = self._app.connector(name)
         return SourceInfo(name, connector.kind, connector.describe(), self._app.store.count(name))
 
+    def open_sources(self, principals: frozenset[str]) -> list[str]:
+        """Sources whose settings open them to ``principals`` (public, or granted one of them).
+        Documents that carry their own grants may open more; this is what is open to all of it."""
+        return [
+            name
+            for name, source in self._app.settings.connectors.items()
+            if source.public or principals & set(source.principals)
+        ]
+
     def last_report(self, name: str) -> SyncReport | None:
         return self._app.sync_service.last_report(name)
 

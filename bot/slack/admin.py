@@ -10,7 +10,7 @@ Discord's /sync uses too; this module only words and posts them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -83,7 +83,11 @@ class AdminHandlers:
             elif verb == "sources":
                 await _say(respond, await blocking.quick(self.sources_text))
             else:
-                await self.sync(client, respond, user, args)
+
+                async def tell(text: str) -> None:
+                    await _say(respond, text)
+
+                await self.sync(client, tell, user, args)
         except Exception as exc:  # noqa: BLE001 - the boundary for admin commands
             log_failure(exc, f"/archivist {verb}")
             await _say(respond, user_message(exc))
@@ -113,13 +117,16 @@ class AdminHandlers:
 
     # -- sync ----------------------------------------------------------------
 
-    async def sync(self, client: AsyncWebClient, respond: AsyncRespond, user: str, args: list[str]) -> None:
+    async def sync(
+        self, client: AsyncWebClient, tell: Callable[[str], Awaitable[object]], user: str, args: list[str]
+    ) -> None:
+        """Sync the sources named in ``args``; ``tell`` says where to look, the DM gets the rest."""
         full = "--full" in args
         names = await blocking.quick(
             self._core.resolve_sources, [a for a in args if a != "--full"] or ["all"]
         )
         listed = ", ".join(names)
-        await _say(respond, f"Syncing {neutralize(listed)}; I'll report progress and the summary in our DM.")
+        await tell(f"Syncing {neutralize(listed)}; I'll report progress and the summary in our DM.")
         top = await client.chat_postMessage(
             channel=user, text=f":arrows_counterclockwise: Syncing {neutralize(listed)}…"
         )

@@ -40,6 +40,7 @@ from bot.slack.credentials import SlackCredentials
 from bot.slack.dedupe import EVENT_TTL_S, event_deduper
 from bot.slack.failures import log_failure
 from bot.slack.feedback import FeedbackHandlers
+from bot.slack.home import HomeTab
 from bot.slack.server import EVENTS_PATH, build_web_app
 from bot.slack.streaming import UPDATE_INTERVAL_S
 from core.api import CoreAPI
@@ -105,11 +106,13 @@ def build_slack_app(
     bolt.assistant(AssistantHandlers(api, answerer, ask, titled).build())
     ask.register(bolt)
     FeedbackHandlers(api).register(bolt)
-    AdminHandlers(
+    admin = AdminHandlers(
         api,
         workspace_admins=tuning.workspace_admins or api.settings.slack.workspace_admins,
         progress_interval_s=tuning.progress_interval_s,
-    ).register(bolt)
+    )
+    admin.register(bolt)
+    HomeTab(api, admin).register(bolt)
 
     @bolt.error
     async def on_error(error: Exception) -> None:  # what escaped a listener: logged, never silent

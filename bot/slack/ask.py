@@ -39,6 +39,7 @@ MESSAGE_TTL_S = 24 * 3600  # a message is answered once; reactions a day later s
 SHARE_TTL_S = 24 * 3600  # how long an ephemeral /ask answer can still be shared
 # https://api.slack.com/interactivity/handling#message_responses: a response_url works 5 times in 30 minutes.
 RESPONSE_URL_TTL_S = 30 * 60
+ASK_SHORTCUT = "archivist_ask_message"  # the message shortcut's callback_id (slack-manifest.yml)
 USAGE = "Ask me about your documents, e.g. `/ask How many vacation days do we get?`"
 
 
@@ -68,6 +69,7 @@ class AskHandlers:
         bolt.event("reaction_added")(self.on_reaction)
         bolt.command("/ask")(self.on_ask)
         bolt.action(SHARE)(self.on_share)
+        bolt.shortcut(ASK_SHORTCUT)(self.on_shortcut)
 
     # -- scope ---------------------------------------------------------------
 
@@ -203,6 +205,46 @@ class AskHandlers:
             thread_ts=thread_ts,
             user=event.get("user", ""),
             text=strip_mentions(message.get("text", ""), context.bot_user_id),
+        )
+
+    async def on_shortcut(
+        self,
+        ack: AsyncAck,
+        shortcut: dict[str, Any],
+        context: Any,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        """The message shortcut "Ask Archivist about this message": the emoji trigger's robust twin."""
+        await ack()
+        message = shortcut.get("message") or {}
+        channel = (shortcut.get("channel") or {}).get("id", "")
+        user = (shortcut.get("user") or {}).get("id", "")
+        ts = message.get("ts", "")
+        team = (shortcut.get("team") or {}).get("id") or context.team_id or "-"
+        if not (channel and ts):
+            return
+        if not await self._messages.claim(f"{team}:{channel}:{ts}"):
+            await respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="I have answered that message already.",
+            )
+            return
+        text = strip_mentions(message.get("text", ""), context.bot_user_id)
+        if not text:
+            await respond(response_type="ephemeral", replace_original=False, text=USAGE)
+            return
+        thread_ts = message.get("thread_ts") or ts
+        question = self.question(text, team=team, channel=channel, user=user, thread=thread_ts)
+        await self._answerer.into_thread(
+            client,
+            question,
+            team=team,
+            channel=channel,
+            thread_ts=thread_ts,
+            user=user,
+            follow=not is_dm(channel),
         )
 
     async def on_ask(

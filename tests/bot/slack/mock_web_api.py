@@ -235,6 +235,10 @@ class MockSlack:
             return self._history(p)
         if method == "conversations.replies":
             return self._replies(p)
+        if method == "views.publish":  # https://api.slack.com/methods/views.publish
+            if p.get("view", {}).get("type") != "home" or not p.get("user_id"):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True, "view": {"id": "V0HOME", **p["view"]}}
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0VIEW", **(p.get("view") or {})}}
         if method == "users.info":
