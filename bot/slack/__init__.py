@@ -9,9 +9,12 @@ Every other module is an implementation detail:
     server.py       the aiohttp web app serving /slack/events
     dedupe.py       Slack retries dropped via Redis SET NX (several processes side by side)
     claims.py       one answer per message and the threads Archivist follows
-    ask.py          mention, DM, thread follow-up, emoji trigger, /ask and sharing
-    answering.py    one question answered into a thread: placeholder, stream, blocks, record
-    streaming.py    the placeholder and its throttled edits
+    ask.py          mention, DM, thread follow-up, emoji trigger, message shortcut, /ask and sharing
+    assistant.py    the AI-app split view (AsyncAssistant): prompts, status, title, scoped answers
+    home.py         the App Home tab: open sources, last syncs; for admins, a sync button
+    answering.py    one question answered into a thread: stream or placeholder, blocks, record
+    streaming.py    Slack's streaming methods, or a placeholder and its throttled edits
+    pacing.py       per-workspace rate budgets (token buckets under Slack's tiers)
     render.py       Block Kit for answers and sources, within Slack's limits
     split.py        splitting long text on paragraph and sentence boundaries
     safety.py       model output never pings anyone
