@@ -30,7 +30,7 @@ from core.errors import InputError
 from core.evaluation.beir import BeirDataset, load_beir
 from core.evaluation.embedding_cache import CachedEmbeddings
 from core.evaluation.retrieval import Variant, evaluate, index_dataset
-from core.models.embeddings import LocalEmbeddings, embedder_identity, local_model_path
+from core.models.embeddings import OnnxEmbeddings, embedder_identity, local_embeddings, local_model_path
 from core.models.registry import ModelVersion
 from core.settings import EmbeddingSettings
 from core.sync.engine import Progress, ProgressCallback
@@ -259,19 +259,22 @@ def finetune_retriever(
     out = options.out or app.settings.data_dir / "models" / name
     evaluation = _heldout(dataset, heldout, options.eval_docs) if heldout else None
 
+    def embedder(path: str) -> Embeddings:
+        # The configured backend scores before and after; for ONNX the tuned weights are exported
+        # here, so the first sync with the new embedder runs at once and as fast as the base one.
+        backend, data_dir = settings.backend, app.settings.data_dir
+        return local_embeddings(path, backend, data_dir, settings.batch_size, threads=settings.threads)
+
     view = progress_view() if progress_view else nullcontext(None)
     with view as progress:
-        before = (
-            dense_scores(app, LocalEmbeddings(base_path), base_id, evaluation, progress) if evaluation else {}
-        )
+        before = dense_scores(app, embedder(base_path), base_id, evaluation, progress) if evaluation else {}
         run = train(base_path, pairs, out, options, progress)
-        tuned = EmbeddingSettings(path=str(out.resolve()))
+        tuned = EmbeddingSettings(path=str(out.resolve()), backend=settings.backend)
         after_id = embedder_identity(tuned)
-        after = (
-            dense_scores(app, LocalEmbeddings(str(out.resolve())), after_id, evaluation, progress)
-            if evaluation
-            else {}
-        )
+        tuned_embedder = embedder(str(out.resolve()))
+        after = dense_scores(app, tuned_embedder, after_id, evaluation, progress) if evaluation else {}
+        if isinstance(tuned_embedder, OnnxEmbeddings):
+            tuned_embedder.warm()  # exported even when nothing was held out to score
     tenth = max(1, len(run.losses) // 10)
     scores = {**after, **{f"{key} (base)": value for key, value in before.items()}}
     version = app.model_registry.register(

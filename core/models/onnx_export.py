@@ -130,14 +130,18 @@ def _export(model_path: str, target: Path) -> None:
     import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    transformers_logging.disable_progress_bar()  # a weights bar in the middle of a sync is noise
+    transformers_logging.set_verbosity_error()
     # Eager attention traces to plain MatMul/Softmax, which ONNX Runtime's optimizer fuses into
     # one Attention operator; the SDPA path exports as a pattern it does not recognise.
     model = SentenceTransformer(
         model_path, device="cpu", local_files_only=True, model_kwargs={"attn_implementation": "eager"}
     ).eval()
-    features = model.tokenize(list(PROBES[:2]))
+    tokenize = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6
+    features = tokenize(list(PROBES[:2]))
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in features]
 
     class SentenceGraph(torch.nn.Module):

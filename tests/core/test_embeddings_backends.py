@@ -111,7 +111,9 @@ def test_backends_that_reproduce_the_vectors_share_an_index_others_rebuild_it(tm
         int8_app.assistant.retrieve("tides", AccessFilter())
     report = int8_app.sync_engine.sync(int8_app.connector("docs"))
     assert (report.added, report.unchanged) == (3, 0)
-    found = int8_app.assistant.retrieve("How fast does the on-call engineer acknowledge a page?", AccessFilter())
+    found = int8_app.assistant.retrieve(
+        "How fast does the on-call engineer acknowledge a page?", AccessFilter()
+    )
     assert found[0].chunk.document_id == "oncall.md"
     stop_embedded_redis(int8_app)
 
@@ -131,3 +133,29 @@ def test_an_unwritable_data_dir_says_where_the_export_could_not_go(tmp_path: Pat
     embedder = local_embeddings(str(fresh), "onnx", blocked)
     with pytest.raises(ModelError, match="cannot write the ONNX export"):
         embedder.embed_query("anything")
+
+
+def test_a_finetuned_embedder_runs_through_onnx_too(make_app, tmp_path: Path) -> None:
+    from core.finetune.retriever import TuningOptions, finetune_retriever
+    from tests.core.test_retriever_finetune import write_beir
+
+    app = make_app(
+        'data_dir = "data"\n[embeddings]\nbackend = "onnx"\n'
+        '[connectors.handbook]\ntype = "filesystem"\npath = "kb"\npublic = true\n'
+    )
+    options = TuningOptions(batch_size=4, max_pairs=4, holdout=0.0, learning_rate=1e-4)
+    tuned = finetune_retriever(app, write_beir(tmp_path / "tiny"), options).version.model
+    # Exported with the fine-tune, keyed by its own weights: not the bundled model's export.
+    export = app.settings.data_dir / "embedders" / weights_digest(tuned) / "model.onnx"
+    assert weights_digest(tuned) != weights_digest(bundled_minilm_path()) and export.is_file()
+
+    made = export.stat().st_mtime_ns
+    text = "How does the moon cause tides?"
+    via_onnx = np.array(local_embeddings(tuned, "onnx", app.settings.data_dir).embed_query(text))
+    via_torch = np.array(local_embeddings(tuned, "torch").embed_query(text))
+    bundled = np.array(
+        local_embeddings(bundled_minilm_path(), "onnx", app.settings.data_dir).embed_query(text)
+    )
+    assert float(via_onnx @ via_torch) >= MATCH_COSINE
+    assert not np.allclose(via_onnx, bundled, atol=1e-5)  # the fine-tune's vectors, not the base model's
+    assert export.stat().st_mtime_ns == made  # used, not exported again
