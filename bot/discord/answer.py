@@ -23,10 +23,14 @@ async def answer_question(
     user: str,
     channel: str,
     reply: StreamedReply | None = None,
+    preface: str = "",
 ) -> tuple[Answer, list[Sent]]:
-    """Stream the answer to ``question`` into ``outbox``; return it with the messages posted."""
+    """Stream the answer to ``question`` into ``outbox``; return it with the messages posted.
+
+    ``preface`` is a line shown above the answer (e.g. which message it answers).
+    """
     reply = reply or StreamedReply(outbox)
-    streamed = ""
+    streamed = f"{preface}\n" if preface else ""
     answer: Answer | None = None
     async for event in core.stream(question):
         if isinstance(event, Token):
@@ -46,5 +50,6 @@ async def answer_question(
     except ServiceUnavailable as exc:
         # The answer matters more than the buttons: post it without them.
         log.warning("answer %s posted without feedback buttons: %s", answer.id, exc)
-    messages = await reply.finish(split_message(render_answer(answer)), view)
+    rendered = render_answer(answer)
+    messages = await reply.finish(split_message(f"{preface}\n{rendered}" if preface else rendered), view)
     return answer, messages

@@ -1,7 +1,8 @@
 """The Discord bot: which messages it answers, and ``serve_discord`` (``archivist serve discord``).
 
-It answers when mentioned in a channel, on every DM, on replies to its answers and
-in threads it started; it ignores itself and (by default) other bots.
+It answers when mentioned in a channel, on every DM, on replies to its answers, in
+threads it started and new posts in the forums listed in ``[discord] forum_channels``;
+it ignores itself and (by default) other bots.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class ArchivistBot(discord.Client):
             return False
         if message.guild is None:
             return True
+        if self._forum_post(message):
+            return True
         if any(user.id == me.id for user in message.mentions):
             return True
         channel = message.channel
@@ -125,9 +128,24 @@ class ArchivistBot(discord.Client):
             return parent is not None and parent.author.id == me.id
         return False
 
+    def _forum_post(self, message: discord.Message) -> bool:
+        """The opening message of a new post in a forum listed in ``[discord] forum_channels``."""
+        channel = message.channel
+        return (
+            isinstance(channel, discord.Thread)
+            and isinstance(channel.parent, discord.ForumChannel)
+            and message.id == channel.id  # a post's starter message shares the thread's id
+            and str(channel.parent_id) in self.core.settings.discord.forum_channels
+        )
+
     def _question_text(self, message: discord.Message) -> str:
         assert self.user is not None
-        return re.sub(rf"<@!?{self.user.id}>", "", message.content).strip()
+        text = re.sub(rf"<@!?{self.user.id}>", "", message.content).strip()
+        if self._forum_post(message):
+            assert isinstance(message.channel, discord.Thread)
+            title = message.channel.name.strip()  # a post's title is often the question itself
+            text = f"{title}\n{text}" if title and title not in text else text
+        return text
 
     async def _answer(self, message: discord.Message) -> None:
         text = self._question_text(message)
@@ -135,7 +153,8 @@ class ArchivistBot(discord.Client):
             await message.reply(EMPTY_QUESTION, allowed_mentions=no_mentions(), mention_author=False)
             return
         thread = await self.conversations.thread_for(message)
-        outbox = ChannelOutbox(message.channel, reply_to=message)
+        # In a forum post the answer follows the post in its own thread; elsewhere it replies.
+        outbox = ChannelOutbox(message.channel, reply_to=None if self._forum_post(message) else message)
         if self._starts_thread(message):
             try:
                 created = await message.create_thread(name=_thread_name(text))

@@ -1,4 +1,8 @@
-"""Slash commands: /ask, /forget, /sources, and for admins /sync and /sync-status.
+"""Slash commands: /ask (``private`` for an answer only the asker sees), /forget, /sources,
+for admins /sync and /sync-status; and the "Ask Archivist" message command.
+
+Every command gives Discord its first response (often a defer) before any Redis, store or
+model work: Discord drops an interaction not answered within 3 seconds.
 
 Errors raised here reach ``ArchivistTree.on_error`` (the boundary in ``errors``).
 """
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from core.api import CoreAPI
 
 MAX_AUTOCOMPLETE = 25  # Discord shows at most 25 choices
+ASK_ABOUT_MESSAGE = "Ask Archivist"  # the message command, under Apps in a message's menu
 NOT_ADMIN = (
     "Sorry, only admins can run syncs: you need the Manage Server permission "
     "or a role an admin listed in the bot's configuration."
@@ -62,28 +67,34 @@ def conversation_thread(interaction: discord.Interaction) -> str:
     return f"ask-{interaction.user.id}"
 
 
-def _question(interaction: discord.Interaction, text: str, groups: Iterable[str] = ()):  # noqa: ANN202 - a Question
+def _question(  # noqa: ANN202 - a Question
+    interaction: discord.Interaction, text: str, groups: Iterable[str] = (), thread: str | None = None
+):
     return build_question(
         text,
         user=interaction.user,
         channel=interaction.channel,  # type: ignore[arg-type]
         guild=interaction.guild,
-        thread=conversation_thread(interaction),
+        thread=conversation_thread(interaction) if thread is None else thread,
         policy=_bot(interaction).policy,
         groups=groups,
     )
 
 
-@app_commands.command(name="ask", description="Ask a question about the team's documents.")
-@app_commands.describe(question="What you want to know")
-async def ask(interaction: discord.Interaction, question: str) -> None:
-    # Discord waits 3 s for a response; answering takes longer, so defer first.
-    await interaction.response.defer(thinking=True)
+async def _answer(
+    interaction: discord.Interaction,
+    text: str,
+    *,
+    thread: str,
+    private: bool = False,
+    preface: str = "",
+) -> None:
+    """Answer ``text`` in the (already deferred) interaction's followups."""
     bot = _bot(interaction)
     # In a DM the asker's roles in shared servers decide too; /forget needs only the conversation.
     groups = await dm_principals(bot, interaction.user) if interaction.guild is None else ()
-    asked = _question(interaction, question, groups)
-    outbox = InteractionOutbox(interaction)
+    asked = _question(interaction, text, groups, thread)
+    outbox = InteractionOutbox(interaction, ephemeral=private)
     _, messages = await answer_question(
         bot.core,
         asked,
@@ -91,9 +102,40 @@ async def ask(interaction: discord.Interaction, question: str) -> None:
         user=str(interaction.user.id),
         channel=str(interaction.channel_id),
         reply=StreamedReply(outbox, interval_s=bot.edit_interval_s),
+        preface=preface,
     )
-    for message in messages:
-        bot.conversations.remember(message.id, conversation_thread(interaction))
+    if not private:  # nobody can reply to a message only one person sees
+        for message in messages:
+            bot.conversations.remember(message.id, thread)
+
+
+@app_commands.command(name="ask", description="Ask a question about the team's documents.")
+@app_commands.describe(question="What you want to know", private="Only you see the answer")
+async def ask(interaction: discord.Interaction, question: str, private: bool = False) -> None:
+    # Discord waits 3 s for a response; answering takes longer, so defer first.
+    await interaction.response.defer(ephemeral=private, thinking=True)
+    await _answer(interaction, question, thread=conversation_thread(interaction), private=private)
+
+
+NO_TEXT = "That message has no text I can answer; pick a message with a question in it."
+
+
+@app_commands.context_menu(name=ASK_ABOUT_MESSAGE)
+async def ask_about_message(interaction: discord.Interaction, message: discord.Message) -> None:
+    """Apps → Ask Archivist on any message: answer what it says, below it, for everyone there."""
+    text = message.content.strip()
+    if not text:
+        await interaction.response.send_message(NO_TEXT, ephemeral=True, allowed_mentions=no_mentions())
+        return
+    await interaction.response.defer(thinking=True)
+    if interaction.guild_id is None:
+        thread = ""
+    elif isinstance(interaction.channel, discord.Thread):
+        thread = str(interaction.channel.id)
+    else:
+        # A conversation rooted at the message, as a mention of it would be: replies continue it.
+        thread = str(message.id)
+    await _answer(interaction, text, thread=thread, preface=f"-# About {message.jump_url}")
 
 
 @app_commands.command(name="forget", description="Clear what I remember of this conversation.")
@@ -217,5 +259,5 @@ async def sync_status(interaction: discord.Interaction) -> None:
 
 
 def register(tree: app_commands.CommandTree) -> None:
-    for command in (ask, forget, sources, sync, sync_status):
+    for command in (ask, forget, sources, sync, sync_status, ask_about_message):
         tree.add_command(command)

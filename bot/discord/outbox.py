@@ -71,10 +71,12 @@ class ChannelOutbox:
 
 
 class InteractionOutbox:
-    """Followups of a deferred interaction; a plain channel message once the token has expired."""
+    """Followups of a deferred interaction; once the token has expired, a plain channel
+    message, or for an ``ephemeral`` (private) answer a DM to the person who asked."""
 
-    def __init__(self, interaction: discord.Interaction) -> None:
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
         self._interaction = interaction
+        self._ephemeral = ephemeral
 
     def expired(self) -> bool:
         return discord.utils.utcnow() >= self._interaction.expires_at - INTERACTION_MARGIN
@@ -82,7 +84,16 @@ class InteractionOutbox:
     async def send(self, text: str, *, view: discord.ui.View | None = None) -> discord.abc.Snowflake:
         if not self.expired():
             return await self._interaction.followup.send(
-                text, allowed_mentions=no_mentions(), suppress_embeds=True, wait=True, **_view_kwargs(view)
+                text,
+                allowed_mentions=no_mentions(),
+                suppress_embeds=True,
+                wait=True,
+                ephemeral=self._ephemeral,
+                **_view_kwargs(view),
+            )
+        if self._ephemeral:  # never post a private answer where others can read it
+            return await self._interaction.user.send(
+                text, allowed_mentions=no_mentions(), suppress_embeds=True, **_view_kwargs(view)
             )
         channel = self._interaction.channel
         if channel is None or not isinstance(channel, discord.abc.Messageable):

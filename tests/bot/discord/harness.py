@@ -227,6 +227,8 @@ class CommandsApi:
         return [
             {
                 **command,
+                # Application Command Object: description is "" for USER and MESSAGE commands.
+                "description": command.get("description", ""),
                 "id": str(factories.make_id()),
                 "application_id": str(application_id),
                 "version": "1",
@@ -572,3 +574,76 @@ async def say(content: str, *, channel: Any, member: Any, reply_to: int | None =
     backend._cur_config.messages.setdefault(channel.id, []).append(data)
     await settle()
     return state._get_message(data["id"])
+
+
+async def context_menu(
+    bot: discord.Client,
+    screen: Screen,
+    name: str,
+    target: discord.Message,
+    *,
+    member: discord.Member,
+    channel: Any = None,
+) -> dict[str, Any]:
+    """A user picks Apps → ``name`` on ``target`` (a message command); returns the payload once handled."""
+    channel = channel or target.channel
+    stored = backend._cur_config.messages.get(channel.id, [])
+    message = next((m for m in stored if int(m["id"]) == target.id), None)
+    if message is None:
+        message = factories.make_message_dict(channel, target.author, id_num=target.id, content=target.content)
+    # Application Commands (Message Commands): the target's id is data.target_id and the message
+    # itself comes in data.resolved.messages, content included.
+    data = {
+        "id": "2",
+        "name": name,
+        "type": 3,
+        "target_id": str(target.id),
+        "resolved": {"messages": {str(target.id): message}},
+    }
+    payload = interaction_payload(screen, 2, data, channel=channel, member=member)
+    bot._connection.parse_interaction_create(payload)
+    await settle()
+    return payload
+
+
+def make_forum(bot: discord.Client, guild: discord.Guild, name: str = "help") -> discord.ForumChannel:
+    """A forum channel (type 15) in ``guild``, as the gateway's CHANNEL_CREATE announces it."""
+    forum_id = factories.make_id()
+    bot._connection.parse_channel_create(
+        {
+            "id": str(forum_id),
+            "guild_id": str(guild.id),
+            "type": discord.ChannelType.forum.value,
+            "name": name,
+            "position": len(guild.channels),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "rate_limit_per_user": 0,
+            "available_tags": [],
+            "default_reaction_emoji": None,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "flags": 0,
+        }
+    )
+    forum = guild.get_channel(forum_id)
+    assert isinstance(forum, discord.ForumChannel)
+    return forum
+
+
+async def forum_post(
+    bot: discord.Client, forum: discord.ForumChannel, member: discord.Member, title: str, content: str
+) -> discord.Thread:
+    """``member`` opens a post in ``forum``: a thread, then its starter message, which shares its id."""
+    thread_id = factories.make_id()
+    # Forums (Channel resource): a post is a thread in the forum; its first message has the thread's id.
+    bot._connection.parse_thread_create(thread_payload(forum.guild, forum.id, thread_id, member.id, title))
+    thread = forum.guild.get_thread(thread_id)
+    data = factories.make_message_dict(thread, member, id_num=thread_id, content=content, guild_id=forum.guild.id)
+    state = backend.get_state()
+    state.parse_message_create(data)
+    backend._cur_config.messages.setdefault(thread_id, []).append(data)
+    await settle()
+    return thread
