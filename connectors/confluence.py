@@ -52,6 +52,14 @@ Confluence does, and can grant less (a user admitted at one level only through a
 Restriction changes that do not edit the page (on it or on an ancestor) are picked up by a full
 sync (``archivist sync --full``).
 
+Group memberships (for the identity map, asked by the worker): a chat user's Confluence account
+is the one their principals name (``confluence:user:<accountId>``, an admin link) or the one whose
+address Confluence shows equal to their confirmed email (the site's users, listed once an hour
+through ``GET /rest/api/search/user?cql=type=user``); its groups come from
+``GET /rest/api/user/memberof?accountId=``, as ``confluence:group:<name>``, so a page restricted
+to group ``eng`` reaches the DMs of eng's members. When the API user may not browse users and
+groups (HTTP 403), that is logged once and the source answers no groups.
+
 Options (``[connectors.NAME] type = "confluence"``): ``base_url`` (``https://TEAM.atlassian.net/wiki``),
 ``email`` (the account the API token belongs to), ``spaces`` (space keys; required, so personal
 spaces are never indexed by accident), ``token_env`` (``CONFLUENCE_API_TOKEN``), ``content_types``
@@ -119,6 +127,8 @@ EXPAND_WITHOUT_ANCESTOR_RESTRICTIONS = (
     "ancestors",
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the cursor of a batch whose pages carry no times
+USERS_PAGE_SIZE = 200  # users and group memberships a request (Cloud caps both at 200)
+ACCOUNTS_TTL_S = 3600.0  # the site's email -> account table is listed again after this
 _ITEM_STATUSES_THAT_STOP = (401, 429, 503)  # credentials, rate limit, outage: not one page's fault
 
 CONTENT_TYPES = ("page", "blogpost")
@@ -203,6 +213,10 @@ class ConfluenceConnector:
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
     _restriction_cache: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
     _emails: dict[str, str] = field(default_factory=dict, repr=False)  # accountId -> email ("" hidden)
+    _accounts: dict[str, str] = field(default_factory=dict, repr=False)  # email -> accountId, site-wide
+    _accounts_at: float | None = field(default=None, repr=False)
+    _groups_refused: bool = field(default=False, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> ConfluenceConnector:
@@ -249,6 +263,83 @@ class ConfluenceConnector:
         with self._client() as client:
             for page_ids in self._walk(client, params, ids):
                 yield from page_ids
+
+    # -- GroupDirectory (the identity map) -------------------------------------------------------
+
+    def memberships(self, principals: frozenset[str]) -> frozenset[str] | None:
+        """The account behind ``principals`` (by admin link or confirmed email) and its groups."""
+        user = "confluence:user:"
+        accounts = {p.removeprefix(user) for p in principals if p.startswith(user)}
+        emails = {p.removeprefix("email:") for p in principals if p.startswith("email:")}
+        if not accounts and not emails:
+            return frozenset()
+        found: set[str] = set()
+        with self._client() as client:
+            try:
+                if emails:
+                    by_email = self._accounts_by_email(client)
+                    for email in emails:
+                        if by_email.get(email):
+                            accounts.add(by_email[email])
+                            found.add(f"confluence:user:{by_email[email]}")
+                for account in sorted(accounts):
+                    found |= self._groups_of(client, account)
+            except ApiError as exc:
+                if exc.status == 403 and not exc.rate_limited:
+                    if not self._groups_refused:
+                        log.warning(
+                            "%s: Confluence would not show users and their groups (%s); DMs read without "
+                            "Confluence groups. Give %s the global permission to browse users",
+                            self.name,
+                            str(exc).removeprefix(f"source {self.name!r}: "),
+                            self.email,
+                        )
+                        self._groups_refused = True
+                    return frozenset()
+                raise
+        return frozenset(found)
+
+    def _accounts_by_email(self, client: ApiClient) -> dict[str, str]:
+        """The site's users whose address Confluence shows, by email (listed once an hour)."""
+        known = {email: account for account, email in self._emails.items() if email}
+        if self._accounts_at is not None and self.clock() - self._accounts_at < ACCOUNTS_TTL_S:
+            return {**known, **self._accounts}
+        accounts: dict[str, str] = {}
+        for answer in self._pages(client, "/rest/api/search/user", {"cql": "type=user"}):
+            for hit in _results(answer):
+                user = hit.get("user")
+                # email is null when the user's profile hides it (search/user reference).
+                if isinstance(user, dict) and isinstance(user.get("email"), str) and user.get("accountId"):
+                    accounts[user["email"].strip().lower()] = str(user["accountId"])
+        self._accounts, self._accounts_at = accounts, self.clock()
+        return {**known, **accounts}
+
+    def _groups_of(self, client: ApiClient, account: str) -> set[str]:
+        groups: set[str] = set()
+        try:
+            for answer in self._pages(client, "/rest/api/user/memberof", {"accountId": account}):
+                groups |= {
+                    f"confluence:group:{group['name']}"
+                    for group in _results(answer)
+                    if isinstance(group.get("name"), str) and group["name"]
+                }
+        except ApiError as exc:
+            if exc.status != 404:  # 404: no such account on this site
+                raise
+        return groups
+
+    def _pages(self, client: ApiClient, path: str, params: dict[str, str]) -> Iterator[Any]:
+        """Each answer of a start/limit listing, following its ``_links.next`` on this site."""
+        query = {**params, "limit": str(USERS_PAGE_SIZE)}
+        seen: set[str] = set()
+        while True:
+            answer = client.get_json(path, params=query)
+            yield answer
+            step = self._next(answer)
+            if step is None or repr(step) in seen:
+                return
+            seen.add(repr(step))
+            path, query = step
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -33,6 +33,9 @@ from google.oauth2 import service_account
 from core.errors import SourceError
 
 DRIVE_SCOPES = ("https://www.googleapis.com/auth/drive.readonly",)
+# groups.list by member (Admin SDK Directory API); with a service account, granted in the Admin
+# console's domain-wide delegation and used acting as an administrator.
+DIRECTORY_SCOPES = ("https://www.googleapis.com/auth/admin.directory.group.readonly",)
 TOKEN_TIMEOUT_S = 30.0  # the token endpoint answers in well under a second; don't hang a sync on it
 
 

@@ -4,7 +4,9 @@
 subfolders; default everything the account can see, in My Drive and every shared drive),
 ``drive_id`` (one shared drive), ``api_url`` (``https://www.googleapis.com/drive/v3``; tests),
 ``credentials_env`` (``GOOGLE_DRIVE_CREDENTIALS``), ``delegate`` (a user's email, for a service
-account with domain-wide delegation) and ``token_env`` (``GOOGLE_DRIVE_TOKEN``).
+account with domain-wide delegation) and ``token_env`` (``GOOGLE_DRIVE_TOKEN``); for group
+memberships, ``groups`` (``true``), ``directory_url`` (``https://admin.googleapis.com/admin/directory/v1``)
+and ``directory_delegate`` (an administrator the service account acts as; default ``delegate``).
 
 Credentials (see ``connectors/google_auth.py``): ``credentials_env`` names a variable holding a
 service account key or a refresh token (the JSON, or the path of its file); ``google-auth``
@@ -35,6 +37,13 @@ with ``permissions.list``, and a file whose permissions cannot be read is privat
 ``public`` / ``principals`` add to what Drive says. A permission change alone does not change a
 file's modified time, so it reaches the index with the file's next edit or a ``--full`` sync.
 
+Group memberships (for the identity map, asked by the worker): the Admin SDK Directory API's
+``groups.list?userKey=EMAIL`` (scope ``admin.directory.group.readonly``) gives the groups a user
+with a confirmed email is a direct member of, as ``google:group:EMAIL``; a file shared with a
+group then reaches its members' DMs. Nested groups are not followed (members of a group inside
+the shared group read less, never more). Without the scope Google answers 403: that is logged
+once and the source answers no groups.
+
 Errors: 401 names the credentials to fix; 429 and Google's 403 ``rateLimitExceeded`` /
 ``userRateLimitExceeded`` are retried with back-off, and so are 500, 502 and 504 (Google's
 advice for ``backendError``); a sync that still meets them stops, prunes nothing and is marked
@@ -53,7 +62,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -62,7 +71,7 @@ import httpx
 from pydantic import ValidationInfo, field_validator
 
 from connectors.api_client import ApiClient, ApiError
-from connectors.google_auth import GoogleAuth, load_credentials
+from connectors.google_auth import DIRECTORY_SCOPES, GoogleAuth, load_credentials
 from connectors.options import ConnectorOptions, Email, EnvName, HttpUrl, Text
 from connectors.parsers import PARSERS, parse_file, parse_html, parse_markdown
 from connectors.saas import (
@@ -86,6 +95,8 @@ from core.sync.connector import Batch
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://www.googleapis.com/drive/v3"
+DEFAULT_DIRECTORY_URL = "https://admin.googleapis.com/admin/directory/v1"
+GROUPS_PAGE_SIZE = 200  # groups.list's maximum maxResults
 # Google asks clients to retry these with exponential back-off
 # (developers.google.com/drive/api/guides/handle-errors#resolve_a_5xx_error).
 TRANSIENT = (500, 502, 504)
@@ -169,6 +180,9 @@ class GoogleDriveOptions(ConnectorOptions):
     token_env: EnvName = "GOOGLE_DRIVE_TOKEN"
     credentials_env: EnvName = "GOOGLE_DRIVE_CREDENTIALS"
     delegate: Email | None = None  # a user the service account acts as (domain-wide delegation)
+    groups: bool = True  # ask the Directory API for users' groups (identity map)
+    directory_url: HttpUrl = DEFAULT_DIRECTORY_URL
+    directory_delegate: Email | None = None  # an administrator, for groups.list; default: delegate
 
     @field_validator("folder_id", "drive_id")
     @classmethod
@@ -189,9 +203,13 @@ class GoogleDriveConnector:
     token_env: str = "GOOGLE_DRIVE_TOKEN"
     credentials_env: str = "GOOGLE_DRIVE_CREDENTIALS"
     delegate: str | None = None
+    groups: bool = True
+    directory_url: str = DEFAULT_DIRECTORY_URL
+    directory_delegate: str | None = None
     kind: str = "google_drive"
     cursor_keeps_failures: ClassVar[bool] = True  # failed ids ride in the cursor and are retried
     sleep: Callable[[float], None] = time.sleep  # tests pass a fast one
+    _groups_refused: bool = field(default=False, repr=False)  # a 403 on groups.list was logged
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> GoogleDriveConnector:
@@ -205,6 +223,9 @@ class GoogleDriveConnector:
             token_env=options.token_env,
             credentials_env=options.credentials_env,
             delegate=options.delegate,
+            groups=options.groups,
+            directory_url=options.directory_url,
+            directory_delegate=options.directory_delegate,
         )
 
     def describe(self) -> str:
@@ -255,15 +276,60 @@ class GoogleDriveConnector:
                         ids.append(str(file["id"]))
         yield from ids  # only once every listing succeeded: a half listing would prune too much
 
+    # -- GroupDirectory (the identity map) -------------------------------------------------
+
+    def memberships(self, principals: frozenset[str]) -> frozenset[str] | None:
+        """The Google groups of each ``google:user:EMAIL`` in ``principals`` (direct memberships)."""
+        emails = sorted(p.removeprefix("google:user:") for p in principals if p.startswith("google:user:"))
+        if not self.groups or not emails:
+            return frozenset()
+        found: set[str] = set()
+        with self._client(directory=True) as api:
+            for email in emails:
+                params: dict[str, str | int] = {"userKey": email, "maxResults": GROUPS_PAGE_SIZE}
+                try:
+                    while True:
+                        page = api.get_json("/groups", params=params)
+                        # A user in no group gets no "groups" key at all (groups.list reference).
+                        for group in page.get("groups") or []:
+                            if isinstance(group, dict) and group.get("email"):
+                                found.add(f"google:group:{str(group['email']).strip().lower()}")
+                        if not page.get("nextPageToken"):
+                            break
+                        params["pageToken"] = str(page["nextPageToken"])
+                except ApiError as exc:
+                    if exc.status == 403 and not exc.rate_limited:
+                        self._refused_groups(exc)
+                        return frozenset()
+                    if exc.status == 404:  # not an account of the domain: no groups here
+                        continue
+                    raise
+        return frozenset(found)
+
+    def _refused_groups(self, exc: ApiError) -> None:
+        if not self._groups_refused:
+            log.warning(
+                "%s: Google would not list group memberships (%s); DMs read without Google groups. "
+                "Grant the service account %s in domain-wide delegation, acting as an administrator "
+                "(directory_delegate), or set groups = false",
+                self.name,
+                str(exc).removeprefix(f"source {self.name!r}: "),
+                DIRECTORY_SCOPES[0],
+            )
+            self._groups_refused = True
+
     # -- listing --------------------------------------------------------------------------
 
-    def _client(self) -> ApiClient:
-        credentials = load_credentials(self.name, self.credentials_env, delegate=self.delegate)
+    def _client(self, *, directory: bool = False) -> ApiClient:
+        scopes = {"scopes": DIRECTORY_SCOPES} if directory else {}
+        delegate = (self.directory_delegate or self.delegate) if directory else self.delegate
+        base_url = self.directory_url if directory else self.api_url
+        credentials = load_credentials(self.name, self.credentials_env, delegate=delegate, **scopes)
         if credentials is not None:
             return ApiClient(
                 self.name,
                 "Google Drive",
-                self.api_url,
+                base_url,
                 auth=GoogleAuth(self.name, self.credentials_env, credentials),
                 credential_hint=(
                     f"check {self.credentials_env}: the account needs the drive.readonly scope and "
@@ -283,7 +349,7 @@ class GoogleDriveConnector:
         return ApiClient(
             self.name,
             "Google Drive",
-            self.api_url,
+            base_url,
             headers={"Authorization": f"Bearer {token}"},
             credential_hint=(
                 f"set {self.token_env} to a fresh OAuth access token with the drive.readonly scope "

@@ -7,6 +7,7 @@ Everything is built lazily, so `archivist sources` never loads a model and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -210,7 +211,26 @@ class App:
         settings = self.settings.worker
         dispatch = self.job_queue.enqueue if settings.queue == "rq" else inline_dispatch(self.sync_service)
         schedule = Schedule({name: entry.interval_s for name, entry in self.settings.connectors.items()})
-        return SyncWorker(self.sync_service, schedule, dispatch, tick_s=settings.tick_s)
+        refresh = self._group_refresher()
+        return SyncWorker(
+            self.sync_service, schedule, dispatch, tick_s=settings.tick_s, refresh_groups=refresh
+        )
+
+    def _group_refresher(self) -> Callable[[], int]:
+        """Refreshes the identity map's group memberships from every source that can tell."""
+        from core.answering.identities import GroupDirectory, IdentityMap
+
+        directories = []  # built once and kept: they cache lookups
+        for name in sorted(self.settings.connectors):
+            try:
+                connector = self.connector(name)
+            except Exception as exc:  # noqa: BLE001 - its syncs will say what is wrong
+                log.warning("%s: not asked about group memberships (%s)", name, exc)
+                continue
+            if isinstance(connector, GroupDirectory):
+                directories.append(connector)
+        identities = IdentityMap(lambda: self.redis)
+        return lambda: identities.refresh_groups(directories)
 
     @cached_property
     def model_registry(self) -> ModelRegistry:

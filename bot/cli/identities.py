@@ -64,6 +64,10 @@ def show(chat: CHAT) -> None:
         out.print(f"linked: {entry.principal} (by {entry.by}, {when})", markup=False)
     if email:
         out.print(f"confirmed email: {email} (from the chat platform; checked again daily)", markup=False)
+    for source, (groups, at) in sorted(identity_map.groups(chat).items()):
+        when = datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M")
+        held = ", ".join(sorted(groups)) or "no groups"
+        out.print(f"from {source}: {held} (asked {when})", markup=False)
     if not links and not email:
         out.print(f"{chat.strip()} reads as itself only", markup=False)
         return

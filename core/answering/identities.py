@@ -12,13 +12,23 @@ holds, per chat user, the source principals they hold:
   for platforms that give bots no email (Discord), or to add a principal by hand
   (``confluence:user:<accountId>``, ``google:group:eng@acme.example``). Kept until unlinked.
 
+- **group memberships** (``refresh_groups``): sources that can say which groups a person is in
+  (a ``GroupDirectory``: Google Workspace's Directory API, Confluence's ``user/memberof``) are
+  asked by the worker for each chat user's principals; what they answer (``google:group:...``,
+  ``confluence:group:...``, and the source's own account id for an email) is kept per source
+  for ``GROUPS_TTL_S`` and asked again after ``GROUPS_REFRESH_S``. A source that cannot tell
+  this time (an outage) keeps its last answer until the TTL runs out; one that refuses (403,
+  scope not granted) answers nothing, so the user reads without groups (less, never more).
+
 A user never gains a principal by claiming it: entries come only from the platform's own
-records or from an admin. Only chat *user* principals expand, and only in a DM's scope (a
-channel's principals are the channel's); a link to another chat principal (a Slack channel, a
-Discord role) is refused, so a link cannot smuggle in what a channel may read.
+records, from a source's directory or from an admin. Only chat *user* principals expand, and
+only in a DM's scope (a channel's principals are the channel's); a link to another chat
+principal (a Slack channel, a Discord role) is refused, so a link cannot smuggle in what a
+channel may read.
 
 Storage: Redis hashes ``archivist:identity:<chat principal>`` (linked principal -> who linked it
-and when) and ``archivist:identity-email:<chat principal>`` (with a TTL), plus the set
+and when), ``archivist:identity-groups:<chat principal>`` (source -> its answer and when) and
+``archivist:identity-email:<chat principal>`` (with a TTL), plus the set
 ``archivist:identities`` of chat principals that have any. With Redis down the map expands
 nothing: the asker sees what their chat identity alone may read (less, never more).
 """
@@ -29,19 +39,24 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
 
 import redis
 
 from core.answering.answers import Question
-from core.errors import InputError, ServiceUnavailable
+from core.errors import InputError, ServiceUnavailable, SourceError
 
 log = logging.getLogger(__name__)
 
 EMAIL_TTL_S = 24 * 3600  # a verified address is asked for again a day later
 _KEY = "archivist:identity:{chat}"
 _EMAIL_KEY = "archivist:identity-email:{chat}"
+_GROUPS_KEY = "archivist:identity-groups:{chat}"
+GROUPS_REFRESH_S = 3600  # a source's memberships are asked for again an hour later
+GROUPS_TTL_S = 6 * 3600  # and dropped when a source has not confirmed them for six hours
+GROUPS_RETRY_S = 300  # a source that could not answer is not asked again before this
 _INDEX = "archivist:identities"
 _CHAT_USER = re.compile(r"^(slack|discord):user:[A-Za-z0-9_.-]{1,64}$")
 _CHAT_PLATFORMS = ("slack:", "discord:")
@@ -54,6 +69,19 @@ def email_principals(email: str) -> frozenset[str]:
     """What a verified address stands for in the sources."""
     address = email.strip().lower()
     return frozenset({f"email:{address}", f"google:user:{address}"})
+
+
+@runtime_checkable
+class GroupDirectory(Protocol):
+    """A source that can say which groups (and which account of its own) a person holds."""
+
+    name: str
+
+    def memberships(self, principals: frozenset[str]) -> frozenset[str] | None:
+        """The source principals a person holding ``principals`` also holds (their groups);
+        empty when the source knows of none or may not say (scope not granted); None when it
+        cannot tell this time (then the last answer stands)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -113,6 +141,7 @@ class IdentityMap:
         user, principal = _chat_user(chat), _target(target)
         client = self._redis()
         removed = bool(client.hdel(_KEY.format(chat=user), principal))
+        client.delete(_GROUPS_KEY.format(chat=user))  # looked up for an identity that changed
         if not client.hlen(_KEY.format(chat=user)):
             client.srem(_INDEX, user)
         return removed
@@ -155,24 +184,103 @@ class IdentityMap:
             self._warn(exc)
             return False
 
+    # -- group memberships, from the sources' directories ----------------------------------
+
+    def groups(self, chat: str) -> dict[str, tuple[frozenset[str], float]]:
+        """Per source: the memberships it confirmed for ``chat`` and when (expired ones left out)."""
+        raw = self._redis().hgetall(_GROUPS_KEY.format(chat=_chat_user(chat)))
+        return self._fresh_groups(raw)
+
+    def refresh_groups(self, directories: Iterable[GroupDirectory]) -> int:
+        """Ask each directory about every known chat user whose answer is due; returns how many
+        answers were stored. A directory that fails is not asked again in this run."""
+        sources = list(directories)
+        if not sources:
+            return 0
+        try:
+            users = self.users()
+        except _REDIS_ERRORS as exc:
+            self._warn(exc)
+            return 0
+        stored, failed = 0, set()
+        for user in users:
+            try:
+                held = self._redis().hgetall(_GROUPS_KEY.format(chat=user))
+                own = self._own_principals(user)
+            except _REDIS_ERRORS as exc:
+                self._warn(exc)
+                return stored
+            for directory in sources:
+                if directory.name in failed or not self._due(held.get(directory.name)):
+                    continue
+                try:
+                    found = directory.memberships(own)
+                except SourceError as exc:
+                    log.warning("%s: cannot read group memberships now (%s); later", directory.name, exc)
+                    failed.add(directory.name)
+                    found = None
+                stored += self._store_groups(user, directory.name, held.get(directory.name), found)
+        return stored
+
+    def _due(self, raw: object) -> bool:
+        entry = _entry(raw)
+        if entry is None:
+            return True
+        now = self._clock()
+        return now - entry["at"] >= GROUPS_REFRESH_S and now - entry["tried"] >= GROUPS_RETRY_S
+
+    def _store_groups(self, user: str, source: str, old: object, found: frozenset[str] | None) -> int:
+        now = self._clock()
+        if found is None:  # could not tell: keep the last answer (until its TTL), note the try
+            entry = _entry(old) or {"principals": [], "at": 0.0, "tried": now}
+            value = {**entry, "tried": now}
+        else:
+            kept = sorted(p for p in found if _PRINCIPAL.match(p) and not p.startswith(_CHAT_PLATFORMS))
+            value = {"principals": kept, "at": now, "tried": now}
+        try:
+            client = self._redis()
+            client.hset(_GROUPS_KEY.format(chat=user), source, json.dumps(value))
+            client.expire(_GROUPS_KEY.format(chat=user), GROUPS_TTL_S)
+        except _REDIS_ERRORS as exc:
+            self._warn(exc)
+            return 0
+        return int(found is not None)
+
+    def _fresh_groups(self, raw: dict[str, str]) -> dict[str, tuple[frozenset[str], float]]:
+        now, fresh = self._clock(), {}
+        for source, value in raw.items():
+            entry = _entry(value)
+            if entry is not None and now - entry["at"] < GROUPS_TTL_S:
+                fresh[str(source)] = (frozenset(entry["principals"]), entry["at"])
+        return fresh
+
     # -- answering --------------------------------------------------------------------------
+
+    def _own_principals(self, chat: str) -> frozenset[str]:
+        """What ``chat`` holds through links and a confirmed email (no groups)."""
+        client = self._redis()
+        linked = [str(key) for key in client.hkeys(_KEY.format(chat=chat))]
+        email = client.get(_EMAIL_KEY.format(chat=chat))
+        found: set[str] = set()
+        for principal in linked:
+            found |= _expand_one(str(principal))
+        if email:
+            found |= email_principals(str(email))
+        return frozenset(found)
 
     def principals_of(self, chat: str) -> frozenset[str]:
         """Every source principal ``chat`` holds (empty for anything but a chat user)."""
         if not _CHAT_USER.match(chat):
             return frozenset()
         try:
-            client = self._redis()
-            linked = [str(key) for key in client.hkeys(_KEY.format(chat=chat))]
-            email = client.get(_EMAIL_KEY.format(chat=chat))
+            found = set(self._own_principals(chat))
+            groups = self._fresh_groups(self._redis().hgetall(_GROUPS_KEY.format(chat=chat)))
         except _REDIS_ERRORS as exc:
             self._warn(exc)
             return frozenset()
-        found: set[str] = set()
-        for principal in linked:
-            found |= _expand_one(str(principal))
-        if email:
-            found |= email_principals(str(email))
+        if found:  # memberships count only while the identity they were looked up for stands
+            for principals, _ in groups.values():
+                found |= principals
         return frozenset(found)
 
     def expand(self, question: Question) -> Question:
@@ -189,3 +297,16 @@ class IdentityMap:
         if not self._warned:
             log.warning("the identity map is unavailable (%s); DMs read with chat identities only", exc)
             self._warned = True
+
+
+def _entry(raw: object) -> dict[str, Any] | None:
+    """A stored directory answer: {"principals": [...], "at": when answered, "tried": when asked}."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(str(raw))
+        principals = [str(p) for p in value["principals"]]
+        at = float(value["at"])
+        return {"principals": principals, "at": at, "tried": float(value.get("tried", at))}
+    except (ValueError, TypeError, KeyError):
+        return None

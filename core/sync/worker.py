@@ -8,6 +8,10 @@ lock keeps a scheduled run and an admin's `/archivist sync` from overlapping.
 Where a sync runs is the dispatcher's business: inline in this process (the
 default), or as a job on a Redis queue that several `archivist worker --jobs`
 processes consume (see core/sync/job_queue.py).
+
+The worker also keeps the identity map's group memberships fresh (``refresh_groups``: see
+core/answering/identities.py), at most once every ``GROUPS_TICK_S``: each source that can say
+who is in which group is asked about the chat users whose answer is due.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from core.sync.status import SyncReport
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[str], str]  # runs or enqueues one source's sync; returns a line for the log
+RefreshGroups = Callable[[], int]  # asks the sources' directories; returns how many answers were stored
+GROUPS_TICK_S = 60.0
 
 
 def next_run_at(interval_s: int | None, last: SyncReport | None, now: float) -> float | None:
@@ -72,12 +78,15 @@ class SyncWorker:
         *,
         clock: Callable[[], float] = time.time,
         tick_s: float = 5.0,
+        refresh_groups: RefreshGroups | None = None,
     ) -> None:
         self._service = service
         self._schedule = schedule
         self._dispatch = dispatch
         self._clock = clock
         self._tick_s = tick_s
+        self._refresh_groups = refresh_groups
+        self._groups_at: float | None = None
 
     def run_once(self) -> list[str]:
         """Dispatch every source that is due now; returns one line per source."""
@@ -86,7 +95,25 @@ class SyncWorker:
             line = self._dispatch(name)
             log.info("%s", line)
             lines.append(line)
+        groups = self._groups()
+        if groups:
+            log.info("%s", groups)
+            lines.append(groups)
         return lines
+
+    def _groups(self) -> str | None:
+        now = self._clock()
+        if self._refresh_groups is None:
+            return None
+        if self._groups_at is not None and now - self._groups_at < GROUPS_TICK_S:
+            return None
+        self._groups_at = now
+        try:
+            stored = self._refresh_groups()
+        except Exception as exc:  # noqa: BLE001 - the schedule must go on whatever a directory does
+            log.warning("group memberships: not refreshed (%s)", exc)
+            return None
+        return f"group memberships: {stored} answer(s) refreshed" if stored else None
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker started: %s", _describe(self._schedule))

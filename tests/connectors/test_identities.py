@@ -15,13 +15,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.identity import SlackIdentities
 from core.answering.access import direct_question
-from core.answering.identities import IdentityMap
+from core.answering.identities import GROUPS_REFRESH_S, GROUPS_TTL_S, GroupDirectory, IdentityMap
 from core.api import CoreAPI
 from core.app import App
 from core.errors import InputError
 from core.retrieval.store.base import AccessFilter, SearchQuery
 from tests.conftest import BASE_CONFIG
 from tests.fakes.confluence_server import FakeConfluence, fake_confluence
+from tests.fakes.google_directory_server import FakeDirectory
 from tests.fakes.google_drive_server import TOKEN, FakeDrive
 from tests.fakes.slack_server import TOKEN as SLACK_TOKEN
 from tests.fakes.slack_server import FakeSlack
@@ -172,3 +173,125 @@ def test_with_redis_down_a_dm_reads_as_the_chat_user_alone() -> None:
     assert identities.expand(question) == question
     identities.note_email(f"slack:user:{ADA}", "ada@acme.example")  # logged, not raised
     assert not identities.knows_email(f"slack:user:{ADA}")
+
+
+# -- group memberships ------------------------------------------------------------------------
+
+GROUP_FILE = "The offsite in Lisbon runs from the ninth to the twelfth of May."
+GROUP_PAGE = "The on-call rota for the storage team rotates every Thursday at noon."
+BOB_ACCOUNT = "557058:bob-account"
+
+
+@pytest.fixture
+def directory() -> Iterator[FakeDirectory]:
+    fake = FakeDirectory(max_results=2)  # Ada is in three groups: groups.list pages twice
+    fake.start()
+    fake.add_group("eng@acme.example", "ada@acme.example")
+    fake.add_group("all@acme.example", "ada@acme.example", "bob@acme.example")
+    fake.add_group("lisbon@acme.example", "ada@acme.example")
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def grouped(
+    drive: FakeDrive, wiki: FakeConfluence, directory: FakeDirectory, make_app: Callable[[str], App]
+) -> App:
+    drive.add("Offsite.md", "text/markdown", f"# Offsite\n\n{GROUP_FILE}", file_id="mdOffsite",
+              permissions=[{"id": "2", "type": "group", "role": "reader", "emailAddress": "Eng@Acme.example"}])  # fmt: skip
+    wiki.add("Storage on-call", f"<p>{GROUP_PAGE}</p>", read_groups=["storage"])
+    wiki.users[BOB_ACCOUNT] = "bob@acme.example"
+    wiki.users["557058:hidden"] = ""  # a profile that hides its address: never matched
+    wiki.groups = {"confluence-users": {ADA_ACCOUNT, BOB_ACCOUNT}, "storage": {ADA_ACCOUNT}}
+    tables = (
+        f'\n[connectors.drive]\ntype = "google_drive"\napi_url = "{drive.base_url}"\n'
+        f'directory_url = "{directory.directory_url}"\n'
+        f'\n[connectors.wiki]\ntype = "confluence"\nbase_url = "{wiki.base_url}"\nemail = "{wiki.email}"\n'
+        'spaces = ["ENG"]\n'
+    )
+    app = make_app(BASE_CONFIG + tables)
+    for name in ("drive", "wiki"):
+        report = app.sync_engine.sync(app.connector(name))
+        assert (report.added, report.failed) == (2, 0), report.failures
+    wiki.max_limit = 1  # the site's users and Ada's groups now come one per page
+    return app
+
+
+def _directory(app: App, name: str) -> GroupDirectory:
+    connector = app.connector(name)
+    assert isinstance(connector, GroupDirectory)
+    return connector
+
+
+def _learn(app: App, slack: FakeSlack) -> CoreAPI:
+    api = CoreAPI(app)
+    web = AsyncWebClient(token=SLACK_TOKEN, base_url=slack.api_url)
+    for user in (ADA, BOB):
+        asyncio.run(SlackIdentities(api.identities).learn(web, user))
+    return api
+
+
+def test_a_file_and_a_page_shared_with_a_group_reach_its_members_dms_after_the_worker_runs(
+    grouped: App, slack: FakeSlack, directory: FakeDirectory, wiki: FakeConfluence
+) -> None:
+    api = _learn(grouped, slack)
+    questions = (("Where is the offsite?", GROUP_FILE), ("Who is on call for storage?", GROUP_PAGE))
+    for text, secret in questions:  # before the worker asked the directories: nobody
+        assert not any(secret in hit for hit in _dm_hits(grouped, api, ADA, text)), text
+
+    lines = grouped.sync_worker().run_once()
+    assert any(line.startswith("group memberships:") for line in lines), lines
+
+    for text, secret in questions:
+        assert any(secret in hit for hit in _dm_hits(grouped, api, ADA, text)), text
+        assert not any(secret in hit for hit in _dm_hits(grouped, api, BOB, text)), text
+    groups = api.identities.groups(f"slack:user:{ADA}")
+    assert groups["drive"][0] == {"google:group:eng@acme.example", "google:group:all@acme.example",
+                                  "google:group:lisbon@acme.example"}  # fmt: skip
+    assert groups["wiki"][0] == {"confluence:user:" + ADA_ACCOUNT, "confluence:group:storage",
+                                 "confluence:group:confluence-users"}  # fmt: skip
+    assert any("pageToken" in r.query for r in directory.requests)  # Google's pages were followed
+    assert any(r["path"].endswith("/memberof") and r["query"].get("start") == "1" for r in wiki.requests)
+
+
+def test_without_the_scope_to_read_groups_nobody_gains_a_group_and_it_is_logged_once(
+    grouped: App,
+    slack: FakeSlack,
+    directory: FakeDirectory,
+    wiki: FakeConfluence,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    directory.scope_granted = False
+    wiki.can_browse_users = False
+    api = _learn(grouped, slack)
+    now = [1_000_000.0]
+    identities = IdentityMap(lambda: grouped.redis, clock=lambda: now[0])
+    sources = [_directory(grouped, "drive"), _directory(grouped, "wiki")]
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            identities.refresh_groups(sources)
+            now[0] += GROUPS_REFRESH_S
+    assert not any(GROUP_FILE in hit for hit in _dm_hits(grouped, api, ADA, "Where is the offsite?"))
+    assert not any(GROUP_PAGE in hit for hit in _dm_hits(grouped, api, ADA, "Who is on call for storage?"))
+    warnings = [r.getMessage() for r in caplog.records if "group" in r.getMessage()]
+    assert sum("admin.directory.group.readonly" in w for w in warnings) == 1, warnings
+    assert sum("browse users" in w for w in warnings) == 1, warnings
+
+
+def test_an_outage_keeps_the_last_answer_until_it_expires(
+    grouped: App, slack: FakeSlack, directory: FakeDirectory
+) -> None:
+    _learn(grouped, slack)
+    now = [1_000_000.0]
+    identities = IdentityMap(lambda: grouped.redis, clock=lambda: now[0])
+    drive = _directory(grouped, "drive")
+    drive.sleep = lambda _s: None  # type: ignore[attr-defined]
+    assert identities.refresh_groups([drive]) == 2  # Ada and Bob
+    directory.fail("/admin/directory/v1/groups", 503)
+    now[0] += GROUPS_REFRESH_S
+    assert identities.refresh_groups([drive]) == 0  # could not tell: Ada keeps eng for now
+    assert "google:group:eng@acme.example" in identities.principals_of(f"slack:user:{ADA}")
+    now[0] += GROUPS_TTL_S
+    assert "google:group:eng@acme.example" not in identities.principals_of(f"slack:user:{ADA}")

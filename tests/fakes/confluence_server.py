@@ -31,6 +31,15 @@ Overload and bugs the real service has, for the connector to survive:
 - ``GET /wiki/rest/api/user?accountId=``: a user; ``email`` is empty unless the user's profile
   shows it (``users``: accountId -> email, "" for a hidden one), as the API documents
   ("Depending on the user's privacy setting, this may return an empty string").
+- ``GET /wiki/rest/api/search/user?cql=type=user&start=&limit=``: the site's users, each as
+  ``{"user": {"accountId", "email", ...}, "entityType": "user"}``; ``email`` is null when the
+  profile hides it (developer.atlassian.com/cloud/confluence/rest/v1/api-group-search/
+  #api-wiki-rest-api-search-user-get: "some user fields may be set to null").
+- ``GET /wiki/rest/api/user/memberof?accountId=&start=&limit=``: the groups of a user
+  (``groups``: group name -> accountIds), ``limit`` capped at 200, ``_links.next`` while more
+  remain; 404 for an unknown account. Both answer 403 when the API user lacks the permission to
+  browse users (``can_browse_users = False``), as Cloud does for such accounts
+  (api-group-users/#api-wiki-rest-api-user-memberof-get).
 """
 
 from __future__ import annotations
@@ -163,6 +172,8 @@ class FakeConfluence:
         self.ancestor_bug: set[str] = set()
         self.restrictions_gone: set[str] = set()
         self.users: dict[str, str] = {}  # accountId -> email as the profile shows it ("" when hidden)
+        self.groups: dict[str, set[str]] = {}  # group name -> member accountIds
+        self.can_browse_users = True
         self._clock = START_TIME
         self._ids = 100000
         self._lock = threading.Lock()
@@ -359,6 +370,42 @@ class FakeConfluence:
             "displayName": account_id,
         }
 
+    def _listing(self, path: str, query: dict[str, str], items: list[Any]) -> dict[str, Any]:
+        """A start/limit page of ``items`` with a relative ``_links.next`` while more remain."""
+        limit = max(1, min(int(query.get("limit", "25")), self.max_limit or 200))
+        start = int(query.get("start", "0"))
+        window = items[start : start + limit]
+        links = {"base": self.base_url, "context": CONTEXT}
+        if start + limit < len(items):
+            links["next"] = f"{path}?{urlencode({**query, 'start': str(start + limit), 'limit': str(limit)})}"
+        return {"results": window, "start": start, "limit": limit, "size": len(window), "_links": links}
+
+    def _search_users(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if not self.can_browse_users:
+            return 403, {"statusCode": 403, "message": "Not permitted to use confluence"}
+        if query.get("cql", "").replace(" ", "") != "type=user":
+            return 400, {"statusCode": 400, "message": "cql: only type=user is supported here"}
+        users = [
+            {"user": {"type": "known", "accountId": account, "accountType": "atlassian",
+                      "email": email or None, "publicName": account, "displayName": account},
+             "title": account, "entityType": "user"}
+            for account, email in sorted(self.users.items())
+        ]  # fmt: skip
+        return 200, self._listing("/rest/api/search/user", query, users)
+
+    def _memberof(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if not self.can_browse_users:
+            return 403, {"statusCode": 403, "message": "Not permitted to use confluence"}
+        account = query.get("accountId", "")
+        if account not in self.users:
+            return 404, {"statusCode": 404, "message": f"No user found with accountId: {account}"}
+        groups = [
+            {"type": "group", "name": name, "id": f"group-{name}"}
+            for name, members in sorted(self.groups.items())
+            if account in members
+        ]
+        return 200, self._listing("/rest/api/user/memberof", query, groups)
+
     def _hits_ancestor_bug(self, pages: list[FakePage], expand: set[str]) -> bool:
         # Expanding ancestors' restrictions 404s the whole request when one ancestor is a draft,
         # outdated or trashed (Cloud bug; see Onyx onyx_confluence.py, "restrictions" fallback).
@@ -420,6 +467,10 @@ class FakeConfluence:
                     )
                 elif parts.path == f"{CONTEXT}/rest/api/content/search":
                     self._json(*fake._search(query))
+                elif parts.path == f"{CONTEXT}/rest/api/search/user":
+                    self._json(*fake._search_users(query))
+                elif parts.path == f"{CONTEXT}/rest/api/user/memberof":
+                    self._json(*fake._memberof(query))
                 elif parts.path == f"{CONTEXT}/rest/api/user":
                     self._json(*fake._user(query.get("accountId", "")))
                 elif match := re.fullmatch(
