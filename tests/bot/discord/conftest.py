@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import discord.ext.test as dpytest
 import pytest
 import pytest_asyncio
 from discord.webhook.async_ import AsyncWebhookAdapter
+from redis.connection import AbstractConnection
 
 from bot.discord import feedback
 from bot.discord.client import ArchivistBot, default_intents
@@ -94,3 +96,23 @@ async def make_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callabl
 @pytest_asyncio.fixture
 async def discord_env(make_discord: Callable[..., Any], remote_model_app: App) -> Discord:
     return await make_discord(remote_model_app)
+
+
+SLOW_REDIS_S = 3.5  # longer than Discord's 3 s for an initial response
+
+
+@pytest.fixture
+def slow_redis(monkeypatch: pytest.MonkeyPatch):
+    """Redis stalls: every command sent in the next SLOW_REDIS_S seconds waits until they are over."""
+    original = AbstractConnection.send_packed_command
+
+    def stall() -> None:
+        until = time.monotonic() + SLOW_REDIS_S
+
+        def slowly(self, command, check_health=True):  # noqa: ANN001, ANN202 - redis-py's signature
+            time.sleep(max(0.0, until - time.monotonic()))
+            return original(self, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", slowly)
+
+    return stall

@@ -164,30 +164,6 @@ async def test_sources_lists_what_this_channel_reads(discord_env) -> None:
 
 # -- Discord's 3-second window, with a slow Redis --------------------------------
 
-SLOW_REDIS_S = 3.5  # longer than Discord's 3 s for an initial response
-
-
-@pytest.fixture
-def slow_redis(monkeypatch: pytest.MonkeyPatch):
-    """Redis stalls: every command sent in the next SLOW_REDIS_S seconds waits until they are over."""
-    import time
-
-    from redis.connection import AbstractConnection
-
-    original = AbstractConnection.send_packed_command
-
-    def stall() -> None:
-        until = time.monotonic() + SLOW_REDIS_S
-
-        def slowly(self, command, check_health=True):  # noqa: ANN001, ANN202 - redis-py's signature
-            time.sleep(max(0.0, until - time.monotonic()))
-            return original(self, command, check_health)
-
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", slowly)
-
-    return stall
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("command", "seen"), [("forget", "forgotten"), ("sources", "handbook"), ("sync-status", "handbook")]

@@ -86,3 +86,21 @@ async def test_two_people_can_say_what_was_wrong_with_the_same_answer(discord_en
         str(env.alice.id): (-1, "Missed Rotterdam."),
         str(env.bob.id): (-1, "Wrong year."),
     }
+
+
+@pytest.mark.asyncio
+async def test_buttons_answer_within_the_window_while_redis_is_slow(discord_env, slow_redis) -> None:
+    env = discord_env
+    await say(f"{env.mention} {QUESTION}", channel=env.channel, member=env.alice)
+    [answer] = env.screen.visible()
+    up, down = answer.custom_ids()
+
+    slow_redis()
+    await click(env.bot, env.screen, answer, up, member=env.bob)
+    slow_redis()
+    await click(env.bot, env.screen, answer, down, member=env.alice)
+
+    assert env.screen.refused_callbacks == []  # Discord got each first response in time
+    assert [c["type"] for c in env.screen.callbacks][-1] == MODAL  # the form opened
+    assert any("Thanks" in m.content for m in env.screen.visible() if m.ephemeral)
+    assert sorted(f.vote for f in env.app.feedback.all()) == [-1, 1]
