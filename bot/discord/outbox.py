@@ -31,6 +31,7 @@ def _missing_history(channel: discord.abc.Messageable) -> None:
         channel_id,
     )
 
+
 # Discord invalidates an interaction token 15 minutes after the command; stop using
 # it a little earlier so a followup sent at 14:59 does not fail in flight.
 INTERACTION_MARGIN = datetime.timedelta(seconds=30)

@@ -11,7 +11,6 @@ to do, and the bot runs on with the commands Discord already has.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -55,7 +54,9 @@ def _save(path: Path, state: dict[str, str]) -> None:
         temporary.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
         temporary.replace(path)
     except OSError as exc:
-        log.warning("could not record the registered commands in %s (%s): they will be sent again next start", path, exc)
+        log.warning(
+            "could not record the registered commands in %s (%s): they are sent again next start", path, exc
+        )
 
 
 async def register_commands(
@@ -76,16 +77,22 @@ async def register_commands(
     if state.get(scope) == digest:
         log.info("application commands unchanged since the last start; not registering them again")
         return True
-    where = f"server {dev_guild}" if dev_guild else "all servers (global commands can take up to an hour to appear)"
+    where = (
+        f"server {dev_guild}"
+        if dev_guild
+        else "all servers (global commands can take up to an hour to appear)"
+    )
     try:
         await tree.sync(guild=guild)
     except discord.Forbidden as exc:
-        log.warning("could not register the slash commands in %s: %s; to fix it, %s", where, exc, MISSING_SCOPE_HELP)
+        log.warning(
+            "could not register the slash commands in %s: %s; to fix it, %s", where, exc, MISSING_SCOPE_HELP
+        )
         return False
     except app_commands.MissingApplicationID:
         log.warning("could not register the slash commands: the client has no application id yet")
         return False
-    except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
         log.warning(
             "could not register the slash commands in %s: %s; the bot runs with the commands Discord "
             "already has, and tries again at the next start",

@@ -182,7 +182,9 @@ def install(bot: discord.Client, screen: Screen) -> None:
         if channel_id in screen.no_threads:
             # Start Thread from Message (Channel resource): needs Create Public Threads, else
             # 403 with JSON error code 50013 Missing Permissions.
-            raise discord.Forbidden(_Response(403, "Forbidden"), {"code": 50013, "message": "Missing Permissions"})
+            raise discord.Forbidden(
+                _Response(403, "Forbidden"), {"code": 50013, "message": "Missing Permissions"}
+            )
         channel = bot.get_channel(channel_id)
         data = thread_payload(channel.guild, channel_id, message_id, bot.user.id, name)
         bot._connection.parse_thread_create(data)
@@ -213,7 +215,9 @@ class CommandsApi:
             if guild_id in self.refused:
                 # Application Commands (Authorizing Your Application): without the applications.commands
                 # scope in a server, registering commands there fails with 50001 Missing Access.
-                raise discord.Forbidden(_Response(403, "Forbidden"), {"code": 50001, "message": "Missing Access"})
+                raise discord.Forbidden(
+                    _Response(403, "Forbidden"), {"code": 50001, "message": "Missing Access"}
+                )
             return self._overwrite(application_id, guild_id, payload)
 
         tree = getattr(bot, "tree", None)
@@ -340,7 +344,9 @@ class FakeWebhookAdapter:
         if route.method == "POST" and placeholder is not None:
             # Receiving and Responding (Create Followup Message): the first followup after a deferred
             # response replaces the "thinking" message and keeps the defer's flags (ephemeral or not).
-            shown = self.screen.record(placeholder.id, channel_id, {**payload, "flags": placeholder.flags}, "followup")
+            shown = self.screen.record(
+                placeholder.id, channel_id, {**payload, "flags": placeholder.flags}, "followup"
+            )
             shown.thinking = False
         elif route.method == "POST":
             shown = self.screen.record(factories.make_id(), channel_id, payload, "followup")
@@ -361,7 +367,9 @@ class FakeWebhookAdapter:
             # Receiving and Responding: the initial response must come within 3 seconds, else the
             # token is invalidated and the callback fails with 10062 Unknown interaction.
             self.screen.refused_callbacks.append({**response, "code": 10062})
-            raise discord.NotFound(_Response(404, "Not Found"), {"code": 10062, "message": "Unknown interaction"})
+            raise discord.NotFound(
+                _Response(404, "Not Found"), {"code": 10062, "message": "Unknown interaction"}
+            )
         if any(c["token"] == token for c in self.screen.callbacks):
             # Receiving and Responding: an interaction takes exactly one initial response.
             self.screen.refused_callbacks.append({**response, "code": 40060})
@@ -377,7 +385,9 @@ class FakeWebhookAdapter:
             shown = self.screen.record(factories.make_id(), channel_id, data, "response")
             self.screen.originals[token] = shown.id
         elif response["type"] == 5:  # deferred: users see "Archivist is thinking…" until a followup
-            shown = self.screen.record(factories.make_id(), channel_id, {"flags": data.get("flags", 0)}, "followup")
+            shown = self.screen.record(
+                factories.make_id(), channel_id, {"flags": data.get("flags", 0)}, "followup"
+            )
             shown.thinking = True
             self.screen.originals[token] = shown.id
         return {"interaction": {"id": interaction_id, "type": interaction.get("type", 2)}}
@@ -590,7 +600,9 @@ async def context_menu(
     stored = backend._cur_config.messages.get(channel.id, [])
     message = next((m for m in stored if int(m["id"]) == target.id), None)
     if message is None:
-        message = factories.make_message_dict(channel, target.author, id_num=target.id, content=target.content)
+        message = factories.make_message_dict(
+            channel, target.author, id_num=target.id, content=target.content
+        )
     # Application Commands (Message Commands): the target's id is data.target_id and the message
     # itself comes in data.resolved.messages, content included.
     data = {
@@ -641,7 +653,9 @@ async def forum_post(
     # Forums (Channel resource): a post is a thread in the forum; its first message has the thread's id.
     bot._connection.parse_thread_create(thread_payload(forum.guild, forum.id, thread_id, member.id, title))
     thread = forum.guild.get_thread(thread_id)
-    data = factories.make_message_dict(thread, member, id_num=thread_id, content=content, guild_id=forum.guild.id)
+    data = factories.make_message_dict(
+        thread, member, id_num=thread_id, content=content, guild_id=forum.guild.id
+    )
     state = backend.get_state()
     state.parse_message_create(data)
     backend._cur_config.messages.setdefault(thread_id, []).append(data)

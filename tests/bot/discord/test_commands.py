@@ -164,6 +164,7 @@ async def test_sources_lists_what_this_channel_reads(discord_env) -> None:
 
 # -- Discord's 3-second window, with a slow Redis --------------------------------
 
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("command", "seen"), [("forget", "forgotten"), ("sources", "handbook"), ("sync-status", "handbook")]

@@ -78,7 +78,9 @@ async def test_two_people_can_say_what_was_wrong_with_the_same_answer(discord_en
     await click(env.bot, env.screen, answer, down, member=env.alice)
     await click(env.bot, env.screen, answer, down, member=env.bob)
     alices, bobs = [c["data"] for c in env.screen.callbacks if c["type"] == MODAL]
-    await submit_modal(env.bot, env.screen, alices, "Missed Rotterdam.", channel=env.channel, member=env.alice)
+    await submit_modal(
+        env.bot, env.screen, alices, "Missed Rotterdam.", channel=env.channel, member=env.alice
+    )
     await submit_modal(env.bot, env.screen, bobs, "Wrong year.", channel=env.channel, member=env.bob)
 
     stored = {f.user: (f.vote, f.comment) for f in env.app.feedback.all()}

@@ -31,7 +31,9 @@ async def test_commands_are_registered_once_then_only_when_they_change(discord_e
     assert await bot.register_commands()
     [(guild, payload)] = commands_api.syncs
     assert guild is None
-    assert {"ask", "forget", "sources", "sync", "sync-status", "Ask Archivist"} <= {c["name"] for c in payload}
+    assert {"ask", "forget", "sources", "sync", "sync-status", "Ask Archivist"} <= {
+        c["name"] for c in payload
+    }
 
     assert await bot.register_commands()  # the next start: the same tree
     assert len(commands_api.syncs) == 1

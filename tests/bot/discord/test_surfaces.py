@@ -39,7 +39,9 @@ async def test_ask_archivist_on_a_message_without_text_says_so_privately(discord
 
 
 @pytest.mark.asyncio
-async def test_a_new_forum_post_is_answered_in_its_thread(make_discord, remote_model_app, openai_server) -> None:
+async def test_a_new_forum_post_is_answered_in_its_thread(
+    make_discord, remote_model_app, openai_server
+) -> None:
     env = await make_discord(remote_model_app)
     forum = make_forum(env.bot, env.guild)
     env.app.settings = env.app.settings.model_copy(
@@ -65,6 +67,12 @@ async def test_posts_in_other_forums_are_left_alone(discord_env, openai_server) 
 @pytest.mark.asyncio
 async def test_ask_private_answers_only_the_asker(discord_env, openai_server) -> None:
     env = discord_env
-    await slash(env.bot, env.screen, "ask", channel=env.channel, member=env.alice, question=QUESTION, private=True)
+    await slash(
+        env.bot, env.screen, "ask", channel=env.channel, member=env.alice, question=QUESTION, private=True
+    )
     [answer] = env.screen.visible()
-    assert answer.ephemeral and answer.content.startswith(openai_server.reply) and "**Sources**" in answer.content
+    assert (
+        answer.ephemeral
+        and answer.content.startswith(openai_server.reply)
+        and "**Sources**" in answer.content
+    )
