@@ -31,7 +31,7 @@ except ImportError as exc:
         raise MissingExtra("slack") from exc
     raise
 
-from bot.slack.admin import PROGRESS_INTERVAL_S, AdminHandlers
+from bot.slack.admin import AdminHandlers
 from bot.slack.answering import Answerer
 from bot.slack.ask import MESSAGE_TTL_S, AskHandlers
 from bot.slack.assistant import AssistantHandlers
@@ -43,7 +43,7 @@ from bot.slack.feedback import FeedbackHandlers
 from bot.slack.home import HomeTab
 from bot.slack.server import EVENTS_PATH, build_web_app
 from bot.slack.streaming import UPDATE_INTERVAL_S
-from core.api import CoreAPI
+from core.api import PROGRESS_INTERVAL_S, CoreAPI
 
 if TYPE_CHECKING:
     from core.app import App
@@ -192,6 +192,6 @@ async def _serve_socket(bolt: AsyncApp, credentials: SlackCredentials) -> None:
     handler = AsyncSocketModeHandler(bolt, credentials.app_token)
     log.warning("Archivist is connecting to Slack in Socket Mode")
     try:
-        await handler.start_async()
+        await handler.start_async()  # type: ignore[no-untyped-call]
     finally:  # on SIGTERM too: close the WebSocket rather than drop it
-        await handler.close_async()
+        await handler.close_async()  # type: ignore[no-untyped-call]

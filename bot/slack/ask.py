@@ -369,13 +369,13 @@ async def _fetch_message(client: AsyncWebClient, channel: str, ts: str) -> dict[
     )
     for message in history.get("messages") or []:
         if message.get("ts") == ts:
-            return message
+            return dict(message)
     # A reply: Slack puts the thread's parent first in every page and counts it toward
     # ``limit``, so ask for two, starting at the reply itself.
     replies = await client.conversations_replies(channel=channel, ts=ts, oldest=ts, inclusive=True, limit=2)
     for message in replies.get("messages") or []:
         if message.get("ts") == ts:
-            return message
+            return dict(message)
     return None
 
 

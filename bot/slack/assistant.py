@@ -36,7 +36,6 @@ from bot.slack.answering import Answerer
 from bot.slack.claims import Once
 from bot.slack.failures import log_failure
 from core.answering.answers import Question
-from core.answering.history import ConversationKey
 from core.errors import ArchivistError
 
 if TYPE_CHECKING:
@@ -163,7 +162,10 @@ class AssistantHandlers:
             client, text, team=team, channel=scope_channel, user=user, thread=thread_ts
         )
         # The conversation is this assistant thread, whichever channel is in view.
-        question = replace(question, conversation=ConversationKey("slack", team, channel, thread_ts))
+        if question.conversation is not None:
+            question = replace(
+                question, conversation=replace(question.conversation, channel=channel, thread=thread_ts)
+            )
         try:
             if await self._titled.claim(f"{team}:{channel}:{thread_ts}"):
                 await set_title(" ".join(text.split())[:TITLE_CHARS])

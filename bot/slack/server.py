@@ -48,7 +48,7 @@ def build_web_app(bolt: AsyncApp, path: str = EVENTS_PATH) -> web.Application:
         try:
             # Slack sends UTF-8; Bolt parses JSON or form bodies and reads their ids here.
             bolt_request = AsyncBoltRequest(
-                body=body.decode("utf-8"), query=request.query_string, headers=request.headers
+                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
             )
         except Exception as error:  # noqa: BLE001 - whatever Bolt cannot parse is the sender's fault
             return _bad_request(error)

@@ -191,7 +191,7 @@ class StreamedReply(StreamingReply):
         self._stopped = True
 
     async def finish(self, answer: Answer) -> None:
-        if answer.text == self._text and len(self._text) <= STREAM_TEXT_CHARS:
+        if answer.text.strip() == self._text.strip() and len(self._text) <= STREAM_TEXT_CHARS:
             # The words are all there: the rest of the text, then sources and buttons under them.
             first, *rest = pack(answer_tail(answer))
             delta = self._text[len(self._sent) :]
