@@ -16,6 +16,9 @@ What every one of those APIs needs, in one place:
   ``ApiError`` with status 0 that is ``transient``; ``timed_out`` when the service was slow).
 - Any other error answer raises ``ApiError``, which a connector turns into a ``LoadFailure``
   for one document or lets through to stop the sync when a listing failed.
+- ``PageSize``: a listing whose big pages time out (HTTP 504 or a read timeout) asks for half as
+  many items a request, down to a floor, and goes on from where it was (as Onyx's connectors do):
+  Confluence searches, Drive listings with permissions, Notion searches, queries and blocks.
 - Services that signal rate limits in other ways (GitHub: 403 with ``x-ratelimit-remaining: 0``;
   Google: 403 ``rateLimitExceeded``) pass ``rate_limit_wait``: it reads a response and says how
   long to wait, or None when the response is not a rate limit. ``ApiError.rate_limited`` is
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -43,6 +46,9 @@ MAX_TRANSPORT_ATTEMPTS = 2
 BACKOFF_S = 1.0
 MAX_WAIT_S = 120.0
 _RETRY = (429, 503)  # every service means these as "come back later"
+# A big page that times out is tried this often before it is halved (the floor is tried fully).
+ATTEMPTS_BEFORE_SHRINKING = 2
+T = TypeVar("T")
 
 
 class ApiError(SourceError):
@@ -88,6 +94,37 @@ def retry_after(value: str | None, default: float) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class PageSize:
+    """How many items a listing asks for, halved when the service times out on that many.
+
+    One instance serves a whole listing (or a whole sync), so once shrunk it stays shrunk.
+    """
+
+    def __init__(self, source: str, service: str, size: int, smallest: int) -> None:
+        self.source = source
+        self.service = service
+        self.size = size
+        self.smallest = min(smallest, size)
+
+    def fetch(self, get: Callable[[int, int | None], T]) -> T:
+        """``get(size, timeout_attempts)``, again with half the size while it times out."""
+        while True:
+            shrinkable = self.size > self.smallest
+            try:
+                return get(self.size, ATTEMPTS_BEFORE_SHRINKING if shrinkable else None)
+            except ApiError as exc:
+                if not (exc.timed_out and shrinkable):
+                    raise
+                before, self.size = self.size, max(self.smallest, self.size // 2)
+                log.warning(
+                    "%s: %s timed out on %d items at once; asking for %d",
+                    self.source,
+                    self.service,
+                    before,
+                    self.size,
+                )
 
 
 class ApiClient:
@@ -138,8 +175,15 @@ class ApiClient:
     ) -> Any:
         return self.request("GET", path, params=params, timeout_attempts=timeout_attempts).json()
 
-    def post_json(self, path: str, body: Any, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("POST", path, params=params, json=body).json()
+    def post_json(
+        self,
+        path: str,
+        body: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout_attempts: int | None = None,
+    ) -> Any:
+        return self.request("POST", path, params=params, json=body, timeout_attempts=timeout_attempts).json()
 
     def request(
         self, method: str, path: str, *, timeout_attempts: int | None = None, **kwargs: Any
@@ -149,7 +193,7 @@ class ApiClient:
         ``timeout_attempts`` caps the tries when the service times out (504 or a read timeout).
         """
         slow_most = max(1, min(timeout_attempts or MAX_ATTEMPTS, MAX_ATTEMPTS))
-        attempt = transport_attempt = 0
+        attempt = transport_attempt = timeouts = 0
         while True:
             try:
                 response = self._client.request(method, path, **kwargs)
@@ -163,8 +207,9 @@ class ApiClient:
                 self.sleep(BACKOFF_S)
                 continue
             delay = self._retry_delay(response, attempt)
-            most = slow_most if response.status_code == 504 else MAX_ATTEMPTS
-            if delay is not None and attempt + 1 < most:
+            timeouts += response.status_code == 504  # only repeated timeouts count against slow_most
+            spent = timeouts >= slow_most if response.status_code == 504 else attempt + 1 >= MAX_ATTEMPTS
+            if delay is not None and not spent and attempt + 1 < MAX_ATTEMPTS:
                 if delay > self._max_wait_s:
                     msg = (
                         f"source {self.source!r}: {self.service} is rate limiting and asked to wait "
@@ -178,7 +223,7 @@ class ApiClient:
             if delay is not None:
                 msg = (
                     f"source {self.source!r}: {self.service} still answered HTTP {response.status_code} "
-                    f"after {most} attempts (rate limited or overloaded); sync again later"
+                    f"after {attempt + 1} attempts (rate limited or overloaded); sync again later"
                 )
                 raise ApiError(msg, response.status_code, rate_limited=True, transient=True)
             self._raise_for_status(response)

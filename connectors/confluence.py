@@ -85,7 +85,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from pydantic import BeforeValidator, Field, field_validator
 
-from connectors.api_client import ApiClient, ApiError
+from connectors.api_client import ApiClient, ApiError, PageSize
 from connectors.options import ConnectorOptions, Email, EnvName, Strings, Text
 from connectors.parsers import UnreadableFile, parse_html
 from connectors.saas import parse_time
@@ -106,8 +106,6 @@ ID_PAGE_SIZE = 1000
 # On a timeout the page of results is halved down to this; smaller pages cost more requests
 # than they save, and a single page that still times out is a real outage.
 MIN_PAGE_SIZE = 5
-# A big page that times out is retried once before it is halved (the halved page is retried fully).
-ATTEMPTS_BEFORE_SHRINKING = 2
 # Statuses Atlassian's edge answers when briefly overloaded; retried like 429 and 503.
 TRANSIENT = (502, 504)
 # Every level's read restrictions come with the page, so no request per page is needed for ACLs.
@@ -424,23 +422,13 @@ class ConfluenceConnector:
 
     def _search(self, client: ApiClient, path: str, query: dict[str, str]) -> Any:
         """One page of search results; on a timeout the page is halved (``query`` keeps the size)."""
-        while True:
-            limit = int(query.get("limit") or PAGE_SIZE)
-            shrinkable = limit > MIN_PAGE_SIZE
-            try:
-                return self._get_with_ancestors(
-                    client, path, query, ATTEMPTS_BEFORE_SHRINKING if shrinkable else None
-                )
-            except ApiError as exc:
-                if not (exc.timed_out and shrinkable):
-                    raise
-                query["limit"] = str(max(MIN_PAGE_SIZE, limit // 2))
-                log.warning(
-                    "%s: Confluence timed out on %d pages at once; asking for %s",
-                    self.name,
-                    limit,
-                    query["limit"],
-                )
+        size = PageSize(self.name, SERVICE, int(query.get("limit") or PAGE_SIZE), MIN_PAGE_SIZE)
+
+        def get(limit: int, timeout_attempts: int | None) -> Any:
+            query["limit"] = str(limit)
+            return self._get_with_ancestors(client, path, query, timeout_attempts)
+
+        return size.fetch(get)
 
     def _get_with_ancestors(
         self, client: ApiClient, path: str, query: dict[str, str], timeout_attempts: int | None = None

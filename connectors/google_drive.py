@@ -46,7 +46,9 @@ once and the source answers no groups.
 
 Errors: 401 names the credentials to fix; 429 and Google's 403 ``rateLimitExceeded`` /
 ``userRateLimitExceeded`` are retried with back-off, and so are 500, 502 and 504 (Google's
-advice for ``backendError``); a sync that still meets them stops, prunes nothing and is marked
+advice for ``backendError``); a listing of files with their permissions that times out (504
+``DEADLINE_EXCEEDED`` or a read timeout) asks for half as many files, down to 10, and goes on
+from the same page token; a sync that still meets them stops, prunes nothing and is marked
 as a transient failure; a file that cannot
 be read or exported (over Google's 10 MB export limit, say) is a ``LoadFailure``, retried on
 the next poll. ``list_ids`` lists every non-trashed file of a supported type, ids only.
@@ -70,7 +72,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import ValidationInfo, field_validator
 
-from connectors.api_client import ApiClient, ApiError
+from connectors.api_client import ApiClient, ApiError, PageSize
 from connectors.google_auth import DIRECTORY_SCOPES, GoogleAuth, load_credentials
 from connectors.options import ConnectorOptions, Email, EnvName, HttpUrl, Text
 from connectors.parsers import PARSERS, parse_file, parse_html, parse_markdown
@@ -102,6 +104,7 @@ GROUPS_PAGE_SIZE = 200  # groups.list's maximum maxResults
 TRANSIENT = (500, 502, 504)
 BATCH_SIZE = 32
 PAGE_SIZE = 100  # listings that carry permissions; Drive allows up to 1000
+MIN_PAGE_SIZE = 10  # halved down to this when Drive times out on a page of files with permissions
 IDS_PAGE_SIZE = 1000
 MAX_FILE_BYTES = 25 * 1024 * 1024  # as for files on disk: bigger ones are exports or archives
 MAX_FOLDERS = 5000  # a folder tree bigger than this is a whole drive: use drive_id instead
@@ -372,14 +375,21 @@ class GoogleDriveConnector:
         return params
 
     def _list(
-        self, api: ApiClient, q: str, fields: str, page_size: int, order: bool = False
+        self, api: ApiClient, q: str, fields: str, page_size: int | PageSize, order: bool = False
     ) -> Iterator[dict]:
+        size = page_size
+        if not isinstance(size, PageSize):  # a fixed size: cheap listings do not time out
+            size = PageSize(self.name, "Google Drive", size, size)
         params: dict[str, str | int] = {**self._scope(), "q": q, "fields": f"nextPageToken,{fields}"}
-        params["pageSize"] = page_size
         if order:
             params["orderBy"] = "modifiedTime"
+
+        def get(count: int, timeout_attempts: int | None) -> Any:
+            params["pageSize"] = count
+            return api.get_json("/files", params=params, timeout_attempts=timeout_attempts)
+
         while True:
-            page = api.get_json("/files", params=params)
+            page = size.fetch(get)
             yield from (f for f in page.get("files") or [] if isinstance(f, dict) and f.get("id"))
             token = page.get("nextPageToken")
             if not token:
@@ -433,10 +443,11 @@ class GoogleDriveConnector:
         return found[:MAX_FOLDERS]
 
     def _changed(self, api: ApiClient, queries: list[str], start: Position) -> Iterator[dict[str, Any]]:
-        streams = [self._since(api, q, start) for q in queries]
+        size = PageSize(self.name, "Google Drive", PAGE_SIZE, MIN_PAGE_SIZE)  # shared: stays shrunk
+        streams = [self._since(api, q, start, size) for q in queries]
         return heapq.merge(*streams, key=lambda f: str(f.get("modifiedTime", "")))
 
-    def _since(self, api: ApiClient, q: str, start: Position) -> Iterator[dict[str, Any]]:
+    def _since(self, api: ApiClient, q: str, start: Position, size: PageSize) -> Iterator[dict[str, Any]]:
         """Files matching q modified at or after the position, oldest first.
 
         ``orderBy`` is ignored for very large accounts, so the window is listed whole and sorted here.
@@ -444,7 +455,7 @@ class GoogleDriveConnector:
         window = q + (f" and modifiedTime >= '{start.since}'" if start.since else "")
         files = [
             file
-            for file in self._list(api, window, f"files({FILE_FIELDS})", PAGE_SIZE)
+            for file in self._list(api, window, f"files({FILE_FIELDS})", size)
             if _STAMP.match(str(file.get("modifiedTime", "")))
         ]
         files.sort(key=lambda f: (str(f["modifiedTime"]), str(f.get("id", ""))))

@@ -25,8 +25,10 @@ only when Notion answers 404 or shows it archived, in the trash or moved out of
 ``root_pages``. A lookup that fails otherwise stops the sync and prunes nothing.
 
 Bad days: 429 waits for ``Retry-After``; 502, 504 and 529 (Notion overloaded) are retried with
-doubling back-off. A sync that still meets them stops, prunes nothing, and is marked as a
-transient failure that the next run retries.
+doubling back-off. A page that times out twice (504 ``gateway_timeout``, or a read timeout) is
+asked for again with half the ``page_size`` (down to 10, for the rest of the run) from the same
+cursor. A sync that still meets them stops, prunes nothing, and is marked as a transient
+failure that the next run retries.
 
 Text: paragraphs, headings (as Markdown headings), bulleted and numbered lists, to-dos, toggles,
 quotes, callouts, code, equations, tables and media captions, nested as in the page. Child pages
@@ -64,7 +66,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import field_validator
 
-from connectors.api_client import ApiClient, ApiError
+from connectors.api_client import ApiClient, ApiError, PageSize
 from connectors.options import ConnectorOptions, EnvName, HttpUrl, Strings, Text
 from connectors.saas import parse_time
 from core.documents import Acl, Document, LoadFailure
@@ -79,6 +81,7 @@ DEFAULT_TOKEN_ENV = "NOTION_TOKEN"
 API_URL = "https://api.notion.com"
 NOTION_VERSION = "2022-06-28"  # the version whose page, block and search shapes this module reads
 PAGE_SIZE = 100  # Notion's maximum for search and block children
+MIN_PAGE_SIZE = 10  # halved down to this when Notion times out (504) on a full page
 BATCH_SIZE = 25  # pages per batch: a resume point every 25 pages, embeddings in useful groups
 MAX_DEPTH = 12  # nested blocks deeper than this are not read; real pages rarely pass 5
 MAX_BLOCKS = 20_000  # per page; bounds a runaway page (a giant pasted log) without stalling a sync
@@ -213,6 +216,11 @@ class NotionConnector:
     # Injected by tests: a fast sleep for Retry-After, or a transport.
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
+    # Every listing of a run asks for this many items; a timeout shrinks it for the rest of the run.
+    _page: PageSize = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._page = PageSize(self.name, SERVICE, PAGE_SIZE, MIN_PAGE_SIZE)
 
     @classmethod
     def from_settings(cls, name: str, settings: ConnectorSettings, *, data_dir: Path) -> NotionConnector:
@@ -341,7 +349,10 @@ class NotionConnector:
         path = f"/v1/databases/{quote(database_id, safe='-')}/query"
         try:
             for row in _paginate(
-                lambda cursor: client.post_json(path, _with_cursor({"page_size": PAGE_SIZE}, cursor))
+                self._page,
+                lambda cursor, size, tries: client.post_json(
+                    path, _with_cursor({"page_size": size}, cursor), timeout_attempts=tries
+                ),
             ):
                 if row.get("object") == "page" and (listed := _to_listed(row)) is not None:
                     yield listed
@@ -383,9 +394,13 @@ class NotionConnector:
         body: dict[str, Any] = {
             "filter": {"property": "object", "value": kind},
             "sort": {"timestamp": "last_edited_time", "direction": direction},
-            "page_size": PAGE_SIZE,
         }
-        for result in _paginate(lambda cursor: client.post_json("/v1/search", _with_cursor(body, cursor))):
+        for result in _paginate(
+            self._page,
+            lambda cursor, size, tries: client.post_json(
+                "/v1/search", _with_cursor({**body, "page_size": size}, cursor), timeout_attempts=tries
+            ),
+        ):
             if result.get("object") != kind:
                 continue
             if not ids_only:
@@ -445,7 +460,10 @@ class NotionConnector:
         number = 0
         path = f"/v1/blocks/{quote(block_id, safe='-')}/children"
         for block in _paginate(
-            lambda cursor: client.get_json(path, params=_with_cursor({"page_size": PAGE_SIZE}, cursor))
+            self._page,
+            lambda cursor, size, tries: client.get_json(
+                path, params=_with_cursor({"page_size": size}, cursor), timeout_attempts=tries
+            ),
         ):
             if budget[0] <= 0:
                 break
@@ -536,12 +554,16 @@ def _with_cursor(body: dict[str, Any], cursor: str | None) -> dict[str, Any]:
     return {**body, "start_cursor": cursor} if cursor else body
 
 
-def _paginate(fetch: Callable[[str | None], Any]) -> Iterator[dict]:
-    """Every result of a Notion list endpoint, following next_cursor while has_more is true."""
+def _paginate(page: PageSize, fetch: Callable[[str | None, int, int | None], Any]) -> Iterator[dict]:
+    """Every result of a Notion list endpoint, following next_cursor while has_more is true.
+
+    ``fetch(cursor, page_size, timeout_attempts)``; a page that times out is asked for again,
+    smaller, from the same cursor (Notion's cursors do not depend on the page size).
+    """
     cursor: str | None = None
     seen: set[str] = set()
     while True:
-        answer = fetch(cursor)
+        answer = page.fetch(lambda size, tries, at=cursor: fetch(at, size, tries))
         if not isinstance(answer, Mapping) or not isinstance(answer.get("results"), list):
             msg = f"{SERVICE} answered with something other than a list of results"
             raise SourceError(msg)

@@ -437,3 +437,17 @@ def test_refused_credentials_say_which_variable(
     monkeypatch.setenv("GOOGLE_DRIVE_CREDENTIALS", '{"type": "external_account"}')
     with pytest.raises(SourceError, match="service account key"):
         drain(make().poll(None))
+
+
+def test_timeouts_on_a_big_page_of_files_shrink_it_and_the_listing_goes_on(
+    drive: FakeDrive, make: Callable[..., GoogleDriveConnector]
+) -> None:
+    for n in range(30):
+        text = f"# Note {n}\n\nThe wombat count is {n}."
+        drive.add(f"Note {n}.md", "text/markdown", text, permissions=ANYONE)
+    drive.times_out_above = 20
+    polled = drain(make().poll(None))
+
+    assert {f"Note {n}" for n in range(30)} <= {d.title for d in polled.documents.values()}
+    sizes = [int(r.query["pageSize"]) for r in drive.requests if r.path == "/files" and "permissions" in r.query.get("fields", "")]  # fmt: skip
+    assert sizes[0] == 100 and sizes[-1] <= 20 and max(sizes[sizes.index(min(sizes)) :]) <= 20

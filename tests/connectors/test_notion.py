@@ -423,3 +423,15 @@ def test_a_failed_check_prunes_nothing(server: FakeNotion, notes_app: App) -> No
         notes_app.sync_engine.sync(notes_app.connector("notes"))
     assert hidden.id in notes_app.store.indexed_documents("notes")
     assert notes_app.sync_status.last("notes").error
+
+
+def test_timeouts_on_a_big_page_shrink_it_for_the_rest_of_the_run(server: FakeNotion, token: str) -> None:
+    ids = _workspace(server, 30)
+    server.times_out_above = 20
+    batches = list(_connector(server).poll(None))
+
+    assert sorted(d.id for d in _documents(batches)) == sorted(ids)
+    sizes = [r["body"].get("page_size") or int(r["query"].get("page_size", 0)) for r in server.requests
+             if r["path"] == "/v1/search" or r["path"].endswith("/children")]  # fmt: skip
+    assert sizes[0] == 100 and sizes[-1] <= 20
+    assert sizes.count(100) == 2  # tried twice at 100, then halved once for the whole run

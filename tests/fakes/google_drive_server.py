@@ -24,6 +24,9 @@ Quirks of the real service:
   ``driveId``), ``includeItemsFromAllDrives=true`` and ``supportsAllDrives=true``; without them
   ``files.list`` searches the user's corpus only
   (developers.google.com/drive/api/guides/enable-shareddrives).
+- ``times_out_above``: a ``files.list`` that asks for the files' ``permissions`` with a larger
+  ``pageSize`` answers 504 ``DEADLINE_EXCEEDED`` (cloud.google.com/apis/design/errors; Drive's
+  own advice for 5xx is to retry with back-off: developers.google.com/drive/api/guides/handle-errors).
 - ``order_by_ignored``: ``orderBy`` is ignored, as for accounts with about a million files
   (developers.google.com/drive/api/reference/rest/v3/files/list, ``orderBy``).
 """
@@ -70,6 +73,7 @@ def google_error(status: int, message: str, reason: str) -> Response:
         403: "PERMISSION_DENIED",
         404: "NOT_FOUND",
         429: "RESOURCE_EXHAUSTED",
+        504: "DEADLINE_EXCEEDED",
     }
     payload = {
         "error": {
@@ -183,6 +187,7 @@ class FakeDrive(FakeService):
     files: dict[str, DriveFile] = field(default_factory=dict)
     clock: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
     order_by_ignored: bool = False
+    times_out_above: int | None = None
     # The token endpoint: refresh tokens and service accounts it knows, and what it issued.
     refresh_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> client id, secret
     service_accounts: dict[str, Any] = field(default_factory=dict)  # client_email -> public key
@@ -318,6 +323,9 @@ class FakeDrive(FakeService):
         page_size = int(request.query.get("pageSize", 100))
         if not 1 <= page_size <= 1000:
             return google_error(400, "Invalid value for pageSize", "invalid")
+        heavy = "permissions" in request.query.get("fields", "")
+        if heavy and self.times_out_above is not None and page_size > self.times_out_above:
+            return google_error(504, "Deadline expired before operation could complete.", "backendError")
         try:
             chosen = [f for f in self.files.values() if matches(q, f)] if q else list(self.files.values())
         except QueryError as exc:

@@ -26,6 +26,9 @@ Every request is recorded.
 - ``overloads``: statuses answered, one each, to the next requests: 504 ``gateway_timeout``
   (developers.notion.com/reference/status-codes) and 529, which Notion's edge answers when it is
   overloaded (the overload Onyx's Notion connector retries).
+- ``times_out_above``: a search, database query or block listing asking for more than this many
+  items answers 504 ``gateway_timeout`` ("Notion timed out while attempting to complete this
+  request", developers.notion.com/reference/status-codes), as big pages do on heavy workspaces.
 """
 
 from __future__ import annotations
@@ -163,6 +166,7 @@ class FakeNotion:
         self.search_misses: set[str] = set()
         self.overloads: list[int] = []
         self.overload_prefix = "/"  # only requests under this path meet the overloads
+        self.times_out_above: int | None = None
         self._clock = START_TIME
         self._block_index: dict[str, tuple[Block, dict[str, Any], FakePage]] = {}
         self._lock = threading.Lock()
@@ -465,6 +469,9 @@ class FakeNotion:
                     self._json(*_error(401, "unauthorized", "API token is invalid."))
                 elif not self.headers.get("Notion-Version"):
                     self._json(*_error(400, "missing_version", "Notion-Version header failed validation."))
+                elif fake.times_out_above is not None and _asked(body, query) > fake.times_out_above:
+                    message = "Notion timed out while attempting to complete this request."
+                    self._json(*_error(504, "gateway_timeout", message))
                 elif method == "POST" and parts.path == "/v1/search":
                     self._json(*fake._search(body))
                 elif method == "POST" and (match := re.fullmatch(r"/v1/databases/([^/]+)/query", parts.path)):
@@ -497,3 +504,14 @@ def fake_notion() -> Iterator[FakeNotion]:
         yield server
     finally:
         server.stop()
+
+
+def _asked(body: dict[str, Any], query: dict[str, str]) -> int:
+    """The page size a list request asks for (Notion's default is 100)."""
+    size = body.get("page_size") if isinstance(body, dict) else None
+    if size is None:
+        size = query.get("page_size", 100)
+    try:
+        return int(size)
+    except (TypeError, ValueError):
+        return 100
