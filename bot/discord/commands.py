@@ -252,7 +252,8 @@ async def sync_status(interaction: discord.Interaction) -> None:
             else f"last sync {_when(report.finished_at)}: {report_line(report)}"
         )
         if report is not None and report.error:
-            last += f" (stopped: {report.error})"
+            interval = bot.core.settings.connectors[name].interval_s
+            last += f" ({report.stop_text(interval, datetime.datetime.now().timestamp())})"
         lines.append(progress_text({name: running[name]}) if name in running else f"• **{name}**: {last}")
     text = "\n".join(lines) if lines else "No sources are configured."
     await _send_private(interaction, f"**Sync status**\n{text}")

@@ -10,6 +10,7 @@ Discord's /sync uses too; this module only words and posts them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +100,10 @@ class AdminHandlers:
         lines = ["*Last sync of each source*"]
         for name in names:
             report = self._core.last_report(name)
-            lines.append(
-                f"• {neutralize(report.summary()) if report else f'{neutralize(name)}: never synced'}"
-            )
+            interval = self._core.settings.connectors[name].interval_s
+            retry = report.retry_text(interval, time.time()) if report else ""
+            line = report.summary() + (f"; {retry}" if retry else "") if report else f"{name}: never synced"
+            lines.append(f"• {neutralize(line)}")
         return "\n".join(lines) if names else "No sources are configured."
 
     def sources_text(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 import redis
 
@@ -69,6 +70,24 @@ class SyncReport:
         if self.error and self.transient:
             return f"{text} (stopped by a passing outage: {self.error})"
         return f"{text} (stopped: {self.error})" if self.error else text
+
+    def retry_text(self, interval_s: int | None, now: float) -> str:
+        """When a sync stopped by a passing outage is tried again, as every admin view says it
+        ("retrying at 14:05", "retrying now"); "" for any other outcome."""
+        if not (self.finished and self.error and self.transient):
+            return ""
+        retry = self.retry_at(interval_s)
+        if retry is None:
+            return "not retried on its own (no interval_s): sync it again once the outage has passed"
+        return "retrying now" if retry <= now else f"retrying at {datetime.fromtimestamp(retry):%H:%M}"
+
+    def stop_text(self, interval_s: int | None, now: float) -> str:
+        """Why this sync stopped, and for a passing outage when it is tried again; "" if it did not."""
+        if not (self.finished and self.error):
+            return ""
+        if not self.transient:
+            return f"stopped: {self.error}"
+        return f"stopped by a passing outage: {self.error}; {self.retry_text(interval_s, now)}"
 
     def retry_at(self, interval_s: int | None) -> float | None:
         """When the worker tries a source stopped by a passing outage again; None for any other
