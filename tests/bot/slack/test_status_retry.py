@@ -12,6 +12,7 @@ from core.sync.status import TRANSIENT_RETRY_S, SyncReport
 from tests.bot.slack.conftest import start_harness
 from tests.bot.slack.mock_web_api import wait_until
 
+
 def stopped_by_an_outage(app: App, interval_s: int | None) -> float:
     """handbook's last sync stopped on a 502; returns when the worker retries it."""
     handbook = app.settings.connectors["handbook"].model_copy(update={"interval_s": interval_s})
