@@ -30,6 +30,7 @@ from google.auth.transport import Response as GoogleResponse
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
+from connectors.api_client import ApiError
 from core.errors import SourceError
 
 DRIVE_SCOPES = ("https://www.googleapis.com/auth/drive.readonly",)
@@ -149,7 +150,7 @@ class GoogleAuth(httpx.Auth):
         except google_exceptions.RefreshError as exc:
             reason = exc.args[0] if exc.args else exc
             msg = f"source {self._source!r}: Google refused the credentials in {self._variable}: {reason}"
-            raise SourceError(msg) from None
+            raise ApiError(msg, 401) from None  # as a 401 answer: the credentials need fixing
         except google_exceptions.TransportError as exc:
             msg = f"source {self._source!r}: cannot reach Google's token endpoint: {exc}"
             raise SourceError(msg) from None

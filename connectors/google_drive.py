@@ -301,7 +301,9 @@ class GoogleDriveConnector:
                             break
                         params["pageToken"] = str(page["nextPageToken"])
                 except ApiError as exc:
-                    if exc.status == 403 and not exc.rate_limited:
+                    # 403: the token lacks the scope; 401: Google would not issue one for it
+                    # (unauthorized_client: the scope is not in the domain-wide delegation).
+                    if exc.status in (401, 403) and not exc.rate_limited:
                         self._refused_groups(exc)
                         return frozenset()
                     if exc.status == 404:  # not an account of the domain: no groups here

@@ -15,7 +15,17 @@ from core.settings import ConnectorSettings
 from core.sync.connector import PollsChanges
 from core.sync.registry import build_connector
 from tests.connectors.saas_helpers import Sleeps, drain
-from tests.fakes.google_drive_server import DOC, FOLDER, SHEET, SLIDES, TOKEN, FakeDrive, google_error
+from tests.fakes.google_directory_server import FakeDirectory
+from tests.fakes.google_drive_server import (
+    DIRECTORY_SCOPE,
+    DOC,
+    FOLDER,
+    SHEET,
+    SLIDES,
+    TOKEN,
+    FakeDrive,
+    google_error,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "handbook"
 PDF = (SAMPLES / "sales-support" / "refund-policy.pdf").read_bytes()
@@ -451,3 +461,38 @@ def test_timeouts_on_a_big_page_of_files_shrink_it_and_the_listing_goes_on(
     assert {f"Note {n}" for n in range(30)} <= {d.title for d in polled.documents.values()}
     sizes = [int(r.query["pageSize"]) for r in drive.requests if r.path == "/files" and "permissions" in r.query.get("fields", "")]  # fmt: skip
     assert sizes[0] == 100 and sizes[-1] <= 20 and max(sizes[sizes.index(min(sizes)) :]) <= 20
+
+
+def test_groups_come_from_the_directory_with_the_service_account_acting_as_an_admin(
+    drive: FakeDrive,
+    make: Callable[..., GoogleDriveConnector],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("GOOGLE_DRIVE_TOKEN")
+    monkeypatch.setenv("GOOGLE_DRIVE_CREDENTIALS", str(_service_account(drive, tmp_path)))
+    directory = FakeDirectory(issuer=drive)
+    directory.start()
+    try:
+        directory.add_group("eng@acme.example", "ada@acme.example")
+        connector = make(
+            delegate="ada@acme.example",
+            directory_url=directory.directory_url,
+            directory_delegate="it@acme.example",
+        )
+        ada = frozenset({"google:user:ada@acme.example", "email:ada@acme.example"})
+
+        # The Admin console has not granted the directory scope: Google issues no token for it.
+        with caplog.at_level("WARNING"):
+            assert connector.memberships(ada) == frozenset()
+            assert connector.memberships(ada) == frozenset()
+        assert sum("admin.directory.group.readonly" in r.getMessage() for r in caplog.records) == 1
+        assert set(drain(connector.poll(None)).documents) == READABLE  # Drive itself is unaffected
+
+        drive.delegated_scopes.add(DIRECTORY_SCOPE)
+        assert connector.memberships(ada) == {"google:group:eng@acme.example"}
+        assert drive.token_grants[-1]["who"].endswith("as it@acme.example")  # the administrator
+        assert connector.memberships(frozenset({"email:ada@acme.example"})) == frozenset()  # no Google user
+    finally:
+        directory.stop()

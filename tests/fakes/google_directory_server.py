@@ -6,7 +6,7 @@ developers.google.com/admin-sdk/directory/reference/rest/v1/groups/list:
   ``{"kind": "admin#directory#groups", "groups": [{"id", "email", "name", ...}], "nextPageToken"}``;
   ``maxResults`` (1-200, default 200) and ``pageToken`` / ``nextPageToken``.
 - Errors in Google's shape (``{"error": {"code", "message", "errors": [{"reason"}], "status"}}``):
-  401 without the bearer token; 403 ``insufficientPermissions`` when the token lacks the
+  401 without the bearer token (the static one, or one ``issuer``'s token endpoint issued); 403 ``insufficientPermissions`` when the token lacks the
   ``admin.directory.group.readonly`` scope (``scope_granted = False``); 404 ``notFound`` for a
   user outside the domain; 400 ``invalid`` without ``userKey``, ``customer`` or ``domain``.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from tests.fakes.google_drive_server import TOKEN, google_error
+from tests.fakes.google_drive_server import DIRECTORY_SCOPE, TOKEN, FakeDrive, google_error
 from tests.fakes.http_service import FakeService, Request, Response, json_response
 
 GROUPS_PATH = "/admin/directory/v1/groups"
@@ -29,6 +29,7 @@ class FakeDirectory(FakeService):
     groups: dict[str, set[str]] = field(default_factory=dict)  # group email -> member emails
     scope_granted: bool = True
     max_results: int = 200  # a lower cap than Google's, to page small test domains
+    issuer: FakeDrive | None = None  # whose token endpoint issued the tokens (service accounts)
 
     @property
     def directory_url(self) -> str:
@@ -44,11 +45,12 @@ class FakeDirectory(FakeService):
 
     def route(self, request: Request) -> Response:
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if bearer != self.token:
+        issued = self.issuer.issued_scopes.get(bearer) if self.issuer else None
+        if bearer != self.token and issued is None:
             return google_error(401, "Request had invalid authentication credentials.", "authError")
         if request.path != GROUPS_PATH:
             return google_error(404, "Not Found", "notFound")
-        if not self.scope_granted:
+        if not self.scope_granted or (issued is not None and DIRECTORY_SCOPE not in issued):
             return google_error(
                 403, "Request had insufficient authentication scopes.", "insufficientPermissions"
             )

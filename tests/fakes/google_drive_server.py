@@ -16,7 +16,10 @@
 - ``POST /token``: Google's OAuth 2.0 token endpoint (developers.google.com/identity/protocols/oauth2):
   a refresh token grant for a registered ``(client_id, client_secret, refresh_token)``, or a
   service account's signed JWT (``urn:ietf:params:oauth:grant-type:jwt-bearer``, RS256, checked
-  against the registered public key; ``sub`` is recorded for domain-wide delegation).
+  against the registered public key; ``sub`` is recorded for domain-wide delegation). A JWT with
+  ``sub`` asking for a scope the Admin console has not granted the service account
+  (``delegated_scopes``) gets 401 ``unauthorized_client``, as Google answers
+  (developers.google.com/identity/protocols/oauth2/service-account#error-codes).
 
 Quirks of the real service:
 
@@ -46,6 +49,8 @@ from typing import Any
 from tests.fakes.http_service import FakeService, Request, Response, json_response
 
 TOKEN = "ya29.test-access-token"
+DRIVE_SCOPE = "https://www.googleapis.com/auth/drive.readonly"
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.readonly"
 FOLDER = "application/vnd.google-apps.folder"
 DOC = "application/vnd.google-apps.document"
 SHEET = "application/vnd.google-apps.spreadsheet"
@@ -192,6 +197,8 @@ class FakeDrive(FakeService):
     refresh_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> client id, secret
     service_accounts: dict[str, Any] = field(default_factory=dict)  # client_email -> public key
     issued: dict[str, str] = field(default_factory=dict)  # access token -> who it was issued to
+    issued_scopes: dict[str, set[str]] = field(default_factory=dict)  # access token -> its scopes
+    delegated_scopes: set[str] = field(default_factory=lambda: {DRIVE_SCOPE})  # domain-wide delegation
     token_grants: list[dict[str, str]] = field(default_factory=list)
 
     def expire_tokens(self) -> None:
@@ -285,22 +292,29 @@ class FakeDrive(FakeService):
     def _grant(self, request: Request) -> Response:
         form = request.form()
         grant = form.get("grant_type", "")
-        who = ""
+        who, scopes = "", {DRIVE_SCOPE}
         if grant == "refresh_token":
             known = self.refresh_tokens.get(form.get("refresh_token", ""))
             if known and known == (form.get("client_id"), form.get("client_secret")):
                 who = f"refresh:{known[0]}"
         elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            who = self._check_assertion(form.get("assertion", ""))
+            who, scopes = self._check_assertion(form.get("assertion", ""))
+        if who == "unauthorized_client":
+            description = (
+                "Client is unauthorized to retrieve access tokens using this method, or client not "
+                "authorized for any of the scopes requested."
+            )
+            return json_response(401, {"error": "unauthorized_client", "error_description": description})
         if not who:
             payload = {"error": "invalid_grant", "error_description": "Invalid grant: account not found"}
             return json_response(400, payload)
         self.token_grants.append({"grant_type": grant, "who": who})
         access = "ya29." + secrets.token_urlsafe(16)
         self.issued[access] = who
+        self.issued_scopes[access] = scopes
         return json_response(200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"})
 
-    def _check_assertion(self, assertion: str) -> str:
+    def _check_assertion(self, assertion: str) -> tuple[str, set[str]]:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -310,13 +324,16 @@ class FakeDrive(FakeService):
             key = self.service_accounts[claims["iss"]]
             key.verify(_b64url(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
         except Exception:  # noqa: BLE001 - any malformed or forged assertion is an invalid grant
-            return ""
+            return "", set()
         # The audience is always Google's token endpoint, wherever the JWT is posted.
         if claims.get("aud") != "https://oauth2.googleapis.com/token" or claims.get("exp", 0) < time.time():
-            return ""
-        if "drive.readonly" not in str(claims.get("scope", "")):
-            return ""
-        return f"sa:{claims['iss']}" + (f" as {claims['sub']}" if claims.get("sub") else "")
+            return "", set()
+        scopes = set(str(claims.get("scope", "")).split())
+        if not scopes & {DRIVE_SCOPE, DIRECTORY_SCOPE}:
+            return "", set()
+        if claims.get("sub") and not scopes <= self.delegated_scopes:
+            return "unauthorized_client", set()
+        return f"sa:{claims['iss']}" + (f" as {claims['sub']}" if claims.get("sub") else ""), scopes
 
     def _list(self, request: Request) -> Response:
         q = request.query.get("q", "")
