@@ -295,3 +295,21 @@ def test_an_outage_keeps_the_last_answer_until_it_expires(
     assert "google:group:eng@acme.example" in identities.principals_of(f"slack:user:{ADA}")
     now[0] += GROUPS_TTL_S
     assert "google:group:eng@acme.example" not in identities.principals_of(f"slack:user:{ADA}")
+
+
+def test_the_worker_asks_the_directories_at_most_once_a_minute() -> None:
+    from core.sync.worker import GROUPS_TICK_S, Schedule, SyncWorker
+
+    now, asked = [1_000.0], []
+
+    def refresh() -> int:
+        asked.append(now[0])
+        return 1
+
+    worker = SyncWorker(None, Schedule({}), str, clock=lambda: now[0], refresh_groups=refresh)  # type: ignore[arg-type]
+    assert worker.run_once() == ["group memberships: 1 answer(s) refreshed"]
+    now[0] += GROUPS_TICK_S / 2
+    assert worker.run_once() == [] and len(asked) == 1
+    now[0] += GROUPS_TICK_S
+    worker.run_once()
+    assert len(asked) == 2
