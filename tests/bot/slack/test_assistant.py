@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bot.slack.assistant import RedisThreadContexts
 from tests.bot.slack.conftest import Harness, start_harness
 from tests.bot.slack.mock_web_api import TEAM_ID, MockSlack, wait_until
 
@@ -108,8 +109,20 @@ async def test_the_channel_in_view_scopes_the_answer_like_a_question_there(vault
                 thread_message("DALICE", thread, thread.replace("000001", "000002"), question, user="UALICE")
             )
             await wait_until(lambda thread=thread: final_answer(mock_slack, "DALICE", thread))
+        # Alice opens the view beside #general, then switches to #vault: the scope follows her.
+        await harness.send.event(thread_started("DALICE", "74.000001", user="UALICE", viewing="CGENERAL"))
+        await wait_until(
+            lambda: len(mock_slack.seen(lambda c: c.method == "assistant.threads.setSuggestedPrompts")) == 3
+        )
+        changed = thread_started("DALICE", "74.000001", user="UALICE", viewing="CVAULT")
+        await harness.send.event({**changed, "type": "assistant_thread_context_changed"})
+        key = RedisThreadContexts._key("DALICE", "74.000001")
+        await wait_until(lambda: "CVAULT" in (vault_app.redis.get(key) or ""))
+        await harness.send.event(thread_message("DALICE", "74.000001", "74.000002", question, user="UALICE"))
+        await wait_until(lambda: final_answer(mock_slack, "DALICE", "74.000001"))
     finally:
         await harness.client.close()
     # Beside #general, nobody there was granted the vault, though Alice may read it herself.
     assert "Server room vault" not in final_answer(mock_slack, "DALICE", "72.000001")
     assert "Server room vault" in final_answer(mock_slack, "DALICE", "73.000001")
+    assert "Server room vault" in final_answer(mock_slack, "DALICE", "74.000001")
