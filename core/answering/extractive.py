@@ -157,13 +157,7 @@ class QuoteScorer:
 
     def rank(self, question: str, hits: Sequence[SearchHit]) -> list[Quote]:
         """Every sentence of the passages, best first."""
-        # Text addressed to an assistant is not quoted either: it is data, and not an answer.
-        candidates = [
-            (i, s)
-            for i, hit in enumerate(hits)
-            for s in sentences(neutralize_instructions(hit.chunk.text)[0])
-            if INJECTION_NOTE not in s
-        ]
+        candidates = [(i, s) for i, hit in enumerate(hits) for s in _quotable(hit.chunk.text)]
         if not candidates:
             return []
         # A sentence is read with its section heading: a table row under "First response times"
@@ -185,6 +179,19 @@ class QuoteScorer:
         scores = [sum(w * x for w, x in zip(weights, p, strict=False)) for p in parts]
         order = sorted(range(len(candidates)), key=lambda k: -scores[k])
         return [Quote(candidates[k][1], candidates[k][0], scores[k], parts[k]) for k in order]
+
+
+def _quotable(text: str) -> list[str]:
+    """The sentences of a passage that may be quoted as an answer.
+
+    Not text addressed to an assistant (it is data, and no answer), not a question the page asks
+    ("Lost your badge?"), and not the cut-off start of a passage that overlaps the one before it.
+    """
+    cleaned = neutralize_instructions(text)[0].replace(INJECTION_NOTE, "\n")
+    found = sentences(cleaned)
+    if found and cleaned.lstrip()[:1].islower() and found[0][:1].islower():
+        found = found[1:]
+    return [s for s in found if not s.endswith("?")]
 
 
 def _section(hit: SearchHit) -> str:
