@@ -19,7 +19,7 @@ from bot.slack import blocking
 from bot.slack.claims import FollowedThreads
 from bot.slack.failures import log_failure, user_message
 from bot.slack.pacing import RateBudget
-from bot.slack.render import notice
+from bot.slack.render import SlackMessage, notice
 from bot.slack.streaming import UPDATE_INTERVAL_S, StreamedReply, StreamingReply
 from core.answering.answers import Answer, Question
 from core.errors import ArchivistError
@@ -28,6 +28,21 @@ if TYPE_CHECKING:
     from core.api import CoreAPI
 
 PLATFORM = "slack"
+# chat.startStream errors that say nothing about streaming being offered: about this conversation
+# or the token. Any other refusal means the workspace lacks streaming, and edits are used instead.
+_NOT_ABOUT_STREAMING = frozenset(
+    {
+        "ratelimited",
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "invalid_auth",
+        "token_revoked",
+        "account_inactive",
+    }
+)
+Notify = Callable[[SlackMessage], Awaitable[object]]
 log = logging.getLogger("archivist.slack")
 
 
@@ -71,8 +86,10 @@ class Answerer:
         thread_ts: str | None,
         user: str,
         follow: bool,
+        privately: Notify | None = None,
     ) -> None:
-        """Answer in ``channel`` (in ``thread_ts`` if given), streaming."""
+        """Answer in ``channel`` (in ``thread_ts`` if given), streaming. A failure is told in the
+        conversation, or through ``privately`` when Archivist cannot post there."""
         reply = StreamingReply(
             client, channel, thread_ts, team=team, budget=self.budget, interval_s=self._interval_s
         )
@@ -85,7 +102,7 @@ class Answerer:
             await reply.finish(answer)
         except Exception as exc:  # noqa: BLE001 - the boundary: logged, then told to the asker
             log_failure(exc, f"answering in {channel}")
-            await self._tell(reply, exc)
+            await self._tell(reply, exc, privately)
 
     async def _start(self, client: AsyncWebClient, fallback: StreamingReply, *, user: str) -> StreamingReply:
         """Slack's streaming methods in a thread where the workspace has them, else a placeholder."""
@@ -105,7 +122,7 @@ class Answerer:
                 return streamed
             except SlackApiError as exc:
                 error = exc.response.get("error") if exc.response is not None else None
-                if error == "ratelimited":
+                if error in _NOT_ABOUT_STREAMING:
                     raise
                 # Not offered here (older plans, GovSlack, missing feature): edits it is, from now on.
                 self._no_streaming.add(team)
@@ -116,8 +133,15 @@ class Answerer:
         return fallback
 
     @staticmethod
-    async def _tell(reply: StreamingReply, exc: BaseException) -> None:
+    async def _tell(reply: StreamingReply, exc: BaseException, privately: Notify | None) -> None:
+        message = notice(user_message(exc))
         try:
-            await reply.fail(notice(user_message(exc)))
-        except Exception as second:  # noqa: BLE001 - Slack itself is failing; the log is all that is left
+            await reply.fail(message)
+            return
+        except Exception as second:  # noqa: BLE001 - cannot post here: the private line, if any, is left
             log_failure(second, "reporting a failure in Slack")
+        if privately is not None:
+            try:
+                await privately(message)
+            except Exception as third:  # noqa: BLE001 - Slack itself is failing; the log is all that is left
+                log_failure(third, "reporting a failure privately in Slack")

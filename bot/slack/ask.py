@@ -21,7 +21,7 @@ from bot.slack.answering import PLATFORM, Answerer
 from bot.slack.claims import FollowedThreads, Once
 from bot.slack.failures import log_failure, user_message
 from bot.slack.identity import SlackIdentities
-from bot.slack.render import SHARE, answer_messages, notice
+from bot.slack.render import SHARE, SlackMessage, answer_messages, notice
 from bot.slack.safety import neutralize
 from core.answering.access import ChannelPolicy, channel_question, direct_question
 from core.answering.answers import Answer, Question
@@ -237,6 +237,10 @@ class AskHandlers:
             return
         thread_ts = message.get("thread_ts") or ts
         question = self.question(text, team=team, channel=channel, user=user, thread=thread_ts)
+
+        async def privately(told: SlackMessage) -> None:  # a shortcut works where Archivist is no member
+            await respond(response_type="ephemeral", replace_original=False, **told.as_kwargs())
+
         await self._answerer.into_thread(
             client,
             question,
@@ -245,6 +249,7 @@ class AskHandlers:
             thread_ts=thread_ts,
             user=user,
             follow=not is_dm(channel),
+            privately=privately,
         )
 
     async def on_ask(

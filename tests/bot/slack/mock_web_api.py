@@ -263,6 +263,8 @@ class MockSlack:
             return {"ok": False, "error": "unknown_method"}
         channel = str(p["channel"])
         if method == "chat.startStream":
+            if channel in self.not_member:
+                return {"ok": False, "error": "not_in_channel"}
             if not p.get("thread_ts"):
                 return {"ok": False, "error": "invalid_arguments"}  # streamed messages are replies
             # "recipient_user_id / recipient_team_id: required when streaming to channels"

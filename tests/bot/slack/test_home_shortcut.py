@@ -58,6 +58,22 @@ async def test_message_shortcut_answers_the_message_in_its_thread_once(slack: Ha
     assert len(finals(slack.mock, "CGENERAL")) == 1
 
 
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_shortcut_where_archivist_is_no_member_tells_the_presser_privately(
+    slack: Harness, streaming: bool
+) -> None:
+    slack.mock.streaming = streaming
+    slack.mock.not_member.add("CGENERAL")
+    message = {"type": "message", "user": "UOTHER", "text": QUESTION, "ts": "81.000001"}
+    await slack.send.interaction(shortcut(slack.mock, message))
+    [told] = await wait_until(lambda: slack.mock.seen(lambda c: c.method == "response_url"))
+    assert "invite me" in told.text() and told.params["response_type"] == "ephemeral"
+    if streaming:  # a refusal about the channel does not turn streaming off for the workspace
+        slack.mock.not_member.clear()
+        await slack.send.interaction(shortcut(slack.mock, {**message, "ts": "81.000002"}))
+        await wait_until(lambda: slack.mock.seen(lambda c: c.method == "chat.stopStream"))
+
+
 def home_opened(user: str) -> dict:
     return {
         "type": "app_home_opened",
