@@ -218,3 +218,45 @@ def test_each_answer_says_which_model_answered_and_any_fallback() -> None:
         and "fallback" not in json.dumps(first.blocks)
     )
     assert "fallback: fine-tuned model unreachable" in json.dumps(second.blocks)
+
+
+class _StreamClient:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    async def _call(self, name: str, kwargs: dict) -> dict:
+        self.calls.append((name, kwargs))
+        return {"ok": True, "channel": kwargs.get("channel", "C1"), "ts": "2.0"}
+
+    async def chat_startStream(self, **kwargs):  # noqa: N802 - slack_sdk's naming
+        return await self._call("chat.startStream", kwargs)
+
+    async def chat_appendStream(self, **kwargs):  # noqa: N802
+        return await self._call("chat.appendStream", kwargs)
+
+    async def chat_stopStream(self, **kwargs):  # noqa: N802
+        return await self._call("chat.stopStream", kwargs)
+
+    async def chat_update(self, **kwargs):  # noqa: N802
+        return await self._call("chat.update", kwargs)
+
+    async def chat_postMessage(self, **kwargs):  # noqa: N802
+        return await self._call("chat.postMessage", kwargs)
+
+
+@pytest.mark.asyncio
+async def test_a_streamed_answer_rewritten_at_the_end_is_replaced_by_the_final_one() -> None:
+    """When the checked answer differs from the words streamed, people end up reading the final one."""
+    from bot.slack.pacing import RateBudget
+    from bot.slack.streaming import StreamedReply
+
+    client = _StreamClient()
+    reply = StreamedReply(client, "C1", "1.0", user="U1", team="T1", budget=RateBudget(), interval_s=0.0)  # type: ignore[arg-type]
+    await reply.start()
+    await reply.add("The budget is large. ")
+    final = Answer("The handbook says: learning budget per employee [1].", [], "rag", "m", False, "q")
+    await reply.finish(final)
+    names = [name for name, _ in client.calls]
+    assert names == ["chat.startStream", "chat.appendStream", "chat.stopStream", "chat.update"]
+    assert "learning budget per employee" in json.dumps(client.calls[-1][1]["blocks"])
+    assert client.calls[0][1]["recipient_user_id"] == "U1" and client.calls[0][1]["recipient_team_id"] == "T1"
