@@ -14,6 +14,7 @@ import typer
 from bot.cli import context
 from bot.cli.console import out
 from core.answering.identities import IdentityMap
+from core.errors import InputError
 
 identities = typer.Typer(help="Link chat users to their accounts in the sources.", no_args_is_help=True)
 
@@ -73,3 +74,31 @@ def show(chat: CHAT) -> None:
         return
     principals = sorted(identity_map.principals_of(chat.strip()))
     out.print("reads as: " + ", ".join(principals), markup=False)
+
+
+@identities.command()
+def requests() -> None:
+    """Link requests Discord users made with /link, waiting for an admin."""
+    waiting = _map().link_requests()
+    if not waiting:
+        out.print("No link requests wait.", markup=False)
+    for request in waiting:
+        when = datetime.fromtimestamp(request.at).strftime("%Y-%m-%d %H:%M")
+        out.print(f"{request.chat} asks to read as {request.principal} ({when})", markup=False)
+
+
+@identities.command()
+def approve(chat: CHAT) -> None:
+    """Grant CHAT's waiting /link request: it becomes an admin link."""
+    principal = _map().approve_link(chat, by="admin (cli)")
+    if principal is None:
+        raise InputError(f"no link request waits from {chat.strip()} (see `archivist identities requests`)")
+    out.print(f"{chat.strip()} now reads as {principal}", markup=False)
+
+
+@identities.command()
+def decline(chat: CHAT) -> None:
+    """Drop CHAT's waiting /link request."""
+    if not _map().decline_link(chat):
+        raise InputError(f"no link request waits from {chat.strip()} (see `archivist identities requests`)")
+    out.print(f"declined the link request of {chat.strip()}", markup=False)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import discord
 from discord import app_commands
 
+from bot.discord import linking
 from bot.discord.answer import answer_question
 from bot.discord.context import Conversations, build_question, dm_principals
 from bot.discord.errors import tell_interaction
@@ -260,5 +261,5 @@ async def sync_status(interaction: discord.Interaction) -> None:
 
 
 def register(tree: app_commands.CommandTree) -> None:
-    for command in (ask, forget, sources, sync, sync_status, ask_about_message):
+    for command in (ask, forget, sources, sync, sync_status, ask_about_message, *linking.COMMANDS):
         tree.add_command(command)

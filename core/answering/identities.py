@@ -12,6 +12,11 @@ holds, per chat user, the source principals they hold:
   for platforms that give bots no email (Discord), or to add a principal by hand
   (``confluence:user:<accountId>``, ``google:group:eng@acme.example``). Kept until unlinked.
 
+- **link requests** (``request_link``): a Discord user asks to be linked to an address with
+  ``/link``; the request grants nothing until an admin approves it (``approve_link``, from
+  Discord's ``/link-approve`` or ``archivist identities approve``), which makes it an admin
+  link. Unanswered requests lapse after ``REQUEST_TTL_S``.
+
 - **group memberships** (``refresh_groups``): sources that can say which groups a person is in
   (a ``GroupDirectory``: Google Workspace's Directory API, Confluence's ``user/memberof``) are
   asked by the worker for each chat user's principals; what they answer (``google:group:...``,
@@ -58,6 +63,8 @@ GROUPS_REFRESH_S = 3600  # a source's memberships are asked for again an hour la
 GROUPS_TTL_S = 6 * 3600  # and dropped when a source has not confirmed them for six hours
 GROUPS_RETRY_S = 300  # a source that could not answer is not asked again before this
 _INDEX = "archivist:identities"
+_REQUESTS = "archivist:identity-requests"  # chat user -> {"target", "at"}: waiting for an admin
+REQUEST_TTL_S = 7 * 24 * 3600
 _CHAT_USER = re.compile(r"^(slack|discord):user:[A-Za-z0-9_.-]{1,64}$")
 _CHAT_PLATFORMS = ("slack:", "discord:")
 _EMAIL = re.compile(r"^[^@\s:]+@[^@\s:]+\.[^@\s:]+$")
@@ -89,6 +96,17 @@ class Link:
     principal: str
     by: str  # "admin" or where it was verified ("slack users.info")
     at: float
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    chat: str  # who asked
+    target: str  # what they wrote: an email address or a principal
+    at: float
+
+    @property
+    def principal(self) -> str:
+        return _target(self.target)
 
 
 def _chat_user(value: str) -> str:
@@ -145,6 +163,48 @@ class IdentityMap:
         if not client.hlen(_KEY.format(chat=user)):
             client.srem(_INDEX, user)
         return removed
+
+    # -- requests an admin approves ----------------------------------------------------------
+
+    def request_link(self, chat: str, target: str) -> str:
+        """``chat`` asks to read as ``target``; nothing is granted until an admin approves.
+        A newer request replaces an older one. Returns the principal asked for."""
+        user, principal = _chat_user(chat), _target(target)
+        self._redis().hset(_REQUESTS, user, json.dumps({"target": target.strip(), "at": self._clock()}))
+        return principal
+
+    def link_requests(self) -> list[LinkRequest]:
+        """Requests waiting for an admin, oldest first; lapsed ones are dropped."""
+        client = self._redis()
+        waiting, lapsed = [], []
+        for chat, raw in client.hgetall(_REQUESTS).items():
+            try:
+                entry = json.loads(raw)
+                request = LinkRequest(str(chat), str(entry["target"]), float(entry["at"]))
+                request.principal  # noqa: B018 - a stored target that no longer parses is dropped
+            except (ValueError, TypeError, KeyError, InputError):
+                lapsed.append(chat)
+                continue
+            if self._clock() - request.at > REQUEST_TTL_S:
+                lapsed.append(chat)
+            else:
+                waiting.append(request)
+        if lapsed:
+            client.hdel(_REQUESTS, *lapsed)
+        return sorted(waiting, key=lambda request: request.at)
+
+    def approve_link(self, chat: str, *, by: str) -> str | None:
+        """Make ``chat``'s waiting request an admin link; the principal, or None if none waits."""
+        user = _chat_user(chat)
+        request = next((r for r in self.link_requests() if r.chat == user), None)
+        if request is None:
+            return None
+        self.link(user, request.target, by=by)
+        self._redis().hdel(_REQUESTS, user)
+        return request.principal
+
+    def decline_link(self, chat: str) -> bool:
+        return bool(self._redis().hdel(_REQUESTS, _chat_user(chat)))
 
     def users(self) -> list[str]:
         """Chat users with any admin link or verified email."""
