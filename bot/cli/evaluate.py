@@ -41,7 +41,7 @@ def eval_retrieval(
 def eval_compare(
     dataset: Annotated[Path, typer.Option(help="A SQuAD v2.0 JSON file: data → paragraphs → context, qas.")],
     modes: Annotated[
-        str, typer.Option(help="Comma-separated: base, rag, finetuned, hybrid.")
+        str, typer.Option(help="Comma-separated: base, rag, quote, finetuned, hybrid.")
     ] = "base,rag,finetuned,hybrid",
     out_dir: Annotated[
         Path, typer.Option("--out", help="Directory for report.md, report.html, charts, answers.jsonl.")

@@ -53,6 +53,7 @@ SECOND_SENTENCE_MARGIN = 0.03
 # ... or within this when it holds a word of the question the best one lacks.
 SECOND_SENTENCE_REACH = 0.15
 MAX_SENTENCE_CHARS = 600
+FAQ_QUESTION_WORDS = 8  # a question shorter than this in a page is a heading, never an answer
 
 _SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _MARKUP = re.compile(r"\*\*|__|`|^#+\s*|^\s*>\s*|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)", re.MULTILINE)
@@ -184,14 +185,15 @@ class QuoteScorer:
 def _quotable(text: str) -> list[str]:
     """The sentences of a passage that may be quoted as an answer.
 
-    Not text addressed to an assistant (it is data, and no answer), not a question the page asks
-    ("Lost your badge?"), and not the cut-off start of a passage that overlaps the one before it.
+    Not text addressed to an assistant (it is data, and no answer), not a short question the page
+    asks ("Lost your badge?": a heading; a long one may hold the answer), and not the cut-off start
+    of a passage that overlaps the one before it.
     """
     cleaned = neutralize_instructions(text)[0].replace(INJECTION_NOTE, "\n")
     found = sentences(cleaned)
     if found and cleaned.lstrip()[:1].islower() and found[0][:1].islower():
         found = found[1:]
-    return [s for s in found if not s.endswith("?")]
+    return [s for s in found if not (s.endswith("?") and len(s.split()) < FAQ_QUESTION_WORDS)]
 
 
 def _section(hit: SearchHit) -> str:
