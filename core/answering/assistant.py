@@ -2,8 +2,11 @@
 
 The answer chain, in order: load history → condense the follow-up into a
 standalone query → retrieve with the asker's access filter → abstain below the
-relevance floor → numbered, fenced context trimmed to the model's window →
-stream the answer → map ``[n]`` citations to sources → save the turn.
+relevance floor → then, in ``quote`` style, the passages' best sentences, cited,
+or a decline when they don't answer (core.answering.extractive); in ``generate``
+style, numbered, fenced context trimmed to the model's window → stream the
+answer a checked sentence at a time (a figure absent from the passages switches
+the answer to quotes) → map ``[n]`` citations to sources. Last, save the turn.
 """
 
 from __future__ import annotations

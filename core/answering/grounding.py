@@ -1,9 +1,9 @@
-"""Checking an answer against its context, and a quoted answer when the check fails.
+"""Checking an answer against its context, and catching a model that loops.
 
 Small local models often state a figure that is not in the documents ("24 days"
 where the page says 27). Every number in an answer must appear in the passages
-it was given; if one does not, the assistant answers instead with the passage
-sentences closest to the question, quoted and cited.
+it was given; the assistant checks each sentence before showing it and, when one
+fails, answers with the passages' own sentences instead (core.answering.extractive).
 """
 
 from __future__ import annotations
@@ -11,17 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import numpy as np
-from langchain_core.embeddings import Embeddings
-
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-_MARKUP = re.compile(r"[*_`#>|]+")
 # Words too common to show two sentences are about the same thing.
 _COMMON = frozenset(
     "that this with have from your they will each were what when which their there about".split()
 )
-MIN_SENTENCE_WORDS = 4
 
 
 def _numbers(text: str) -> set[str]:
@@ -46,26 +41,6 @@ def ungrounded_numbers(answer: str, context: Sequence[str]) -> set[str]:
             if not any(number in numbers and words & shared for numbers, shared in supports):
                 missing.add(number)
     return missing
-
-
-def _sentences(text: str) -> list[str]:
-    found = []
-    for piece in _SENTENCE_SPLIT.split(text):
-        sentence = _MARKUP.sub("", piece).strip(" -•\t")
-        if len(sentence.split()) >= MIN_SENTENCE_WORDS:
-            found.append(sentence)
-    return found
-
-
-def quoted_answer(question: str, passages: Sequence[str], embedder: Embeddings, limit: int = 2) -> str:
-    """The ``limit`` passage sentences most similar to the question, each cited ``[n]``."""
-    candidates = [(index, s) for index, text in enumerate(passages, start=1) for s in _sentences(text)]
-    if not candidates:
-        return ""
-    vectors = np.asarray(embedder.embed_documents([question] + [s for _, s in candidates]), dtype=np.float32)
-    scores = vectors[1:] @ vectors[0]
-    best = sorted(np.argsort(-scores)[:limit])  # keep the documents' own order
-    return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)
 
 
 def _units(text: str) -> list[str]:
