@@ -73,9 +73,10 @@ class EmbeddingSettings(_Strict):
     # machine (a bot beside a sync) 1 keeps query embedding fast and steady.
     threads: Annotated[int, Field(ge=1)] | None = None
     # How a local model runs: "torch" (PyTorch), "onnx" (ONNX Runtime, the same vectors, exported
-    # once from the local weights into the data dir) or "onnx-int8" (int8 weights: faster, vectors
-    # move slightly, so its index is its own). Measured choice: docs/models.md#embedding-backends.
-    backend: Literal["torch", "onnx", "onnx-int8"] = "onnx"
+    # once from the local weights into the data dir; questions embed much faster) or "onnx-int8"
+    # (int8 weights: syncs faster, vectors move slightly, so its index is its own). The default is
+    # measured: docs/models.md#which-backend-is-the-default-and-why.
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
 
 class ModelSettings(_Strict):

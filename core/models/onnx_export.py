@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -215,18 +216,25 @@ def _quantize(plain: Path, target: Path) -> None:
 
     handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
     os.close(handle)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # Weights per output channel: per tensor moved vectors far (cosine ~0.94); per channel keeps
-        # them within ~0.99 while the heavy operators run in int8.
-        quantize_dynamic(
-            str(plain),
-            temporary,
-            op_types_to_quantize=["MatMul", "Attention"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": 1},  # fused operators' outputs are float32
-        )
+    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process is for CNNs, not this
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Weights per output channel: per tensor moved vectors far (cosine ~0.94); per channel
+            # keeps them within ~0.99 while the heavy operators run in int8.
+            quantize_dynamic(
+                str(plain),
+                temporary,
+                op_types_to_quantize=["MatMul", "Attention"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": 1},  # fused operators' outputs are float32
+            )
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    finally:
+        logging.disable(logging.NOTSET)
     os.chmod(temporary, 0o644)  # mkstemp made it private; the export is no secret
     os.replace(temporary, target)
 
@@ -247,6 +255,11 @@ def _session(path: str, threads: int):  # noqa: ANN202 - onnxruntime is imported
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+# A fast tokenizer sets its padding and truncation state on each call, and two threads doing so at
+# once fail ("Already borrowed"): a bot's question and a sync's batch take turns (a millisecond).
+_TOKENIZING = threading.Lock()
 
 
 @lru_cache(maxsize=4)
@@ -313,13 +326,14 @@ class OnnxEmbeddings(Embeddings):
         out: Any = None
         for start in range(0, len(order), batch_size):
             picked = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in picked],
-                padding=True,
-                truncation=True,
-                max_length=meta["max_seq_length"],
-                return_tensors="np",
-            )
+            with _TOKENIZING:
+                encoded = tokenizer(
+                    [texts[i] for i in picked],
+                    padding=True,
+                    truncation=True,
+                    max_length=meta["max_seq_length"],
+                    return_tensors="np",
+                )
             feed = {item.name: encoded[item.name].astype(np.int64) for item in session.get_inputs()}
             vectors = session.run(None, feed)[0]
             if out is None:
