@@ -90,7 +90,8 @@ def main() -> None:
         app = App(load_settings(config, environ={}))
         app.sync_engine.sync(app.connector("handbook"))
         # Each page's text as the connector extracted it (pdf, docx too): what figures are checked against.
-        loaded = [d for batch in app.connector("handbook").load_all() for d in batch]
+        source = app.connector("handbook")
+        loaded = [d for batch in source.load(list(source.list_refs())) for d in batch]  # type: ignore[attr-defined]
         pages = {d.path: d.text for d in loaded if isinstance(d, Document)}
         for style in styles:
             rows, latencies = run_style(app, style, pages, questions)
