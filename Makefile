@@ -45,6 +45,9 @@ bench: install
 	$(PY) benchmarks/store_backends.py
 	$(PY) benchmarks/saas_connectors.py
 	$(PY) benchmarks/polled_connectors.py
+	$(PY) benchmarks/safe_writes.py
+	$(PY) benchmarks/embedding_backends.py
+	$(PY) benchmarks/finetune.py
 
 lint: install
 	$(VENV)/bin/ruff check core connectors bot tests benchmarks
