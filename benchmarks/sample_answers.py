@@ -41,6 +41,11 @@ public = true
 _FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
 
 
+def holds(answer: str, phrase: str) -> bool:
+    """The answer contains the phrase as whole words: "45 minutes" does not hold "5 minutes"."""
+    return re.search(rf"(?<![\w.,]){re.escape(phrase.lower())}(?!\w)", answer.lower()) is not None
+
+
 def made_up_figures(answer: str, documents: list[str]) -> list[str]:
     """Figures in the answer (citation markers aside) that none of the cited documents holds."""
     said = re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", answer)
@@ -66,7 +71,7 @@ def run_style(
                 "style": style,
                 "question": item["question"],
                 "retrieval_hit": any(s.path.endswith(item["file"]) for s in answer.sources),
-                "correct": all(p.lower() in answer.text.lower() for p in item["expect"]),
+                "correct": all(holds(answer.text, p) for p in item["expect"]),
                 "abstained": answer.abstained,
                 "made_up_figures": made_up_figures(answer.text, documents) if answer.sources else [],
                 "answer": answer.text,

@@ -124,7 +124,7 @@ def _cite(sentence: str, index: int) -> str:
     """``sentence`` with ``[index]`` before its closing punctuation, as a writer would cite."""
     body = sentence.rstrip()
     if body.endswith((".", "!", "?")):
-        return f"{body[:-1]} [{index}]{body[-1]}"
+        return f"{body[:-1].rstrip()} [{index}]{body[-1]}"
     return f"{body} [{index}]"
 
 

@@ -50,8 +50,16 @@ ANSWERABLE_WORDS = -0.25
 DEFAULT_THRESHOLD = 0.71
 # A second sentence joins the answer when it scores within this of the best one.
 SECOND_SENTENCE_MARGIN = 0.03
+# "How many / how long / when ...": a sentence holding a figure scores this much more, and the best
+# sentence without one is joined by the best with one within SECOND_SENTENCE_REACH.
+FIGURE_BONUS = 0.05
+_ASKS_FOR_FIGURE = re.compile(
+    r"\b(how (many|much|long|quickly|soon|often|fast|far|old|big|large|early|late)|when|what (year|date|time|"
+    r"percentage|age|number)|within how)\b",
+    re.IGNORECASE,
+)
 # ... or within this when it holds a word of the question the best one lacks.
-SECOND_SENTENCE_REACH = 0.15
+SECOND_SENTENCE_REACH = 0.2
 MAX_SENTENCE_CHARS = 600
 FAQ_QUESTION_WORDS = 8  # a question shorter than this in a page is a heading, never an answer
 
@@ -95,29 +103,33 @@ def _table_rows(lines: list[str]) -> list[str]:
     return rows
 
 
-def _lines(text: str) -> list[str]:
-    """Lines of text, tables turned into self-describing rows, wrapped list items joined."""
-    lines: list[str] = []
+def _lines(text: str) -> list[tuple[str, bool]]:
+    """Lines of text, tables turned into self-describing rows, wrapped list items joined.
+
+    Each line comes with whether it is a table row: a row is one unit, never split into sentences.
+    """
+    lines: list[tuple[str, bool]] = []
     table: list[str] = []
     for line in [*text.splitlines(), ""]:
         if line.lstrip().startswith("|"):
             table.append(line)
             continue
         if table:
-            lines += _table_rows(table)
+            lines += [(row, True) for row in _table_rows(table)]
             table = []
-        if lines and lines[-1].rstrip().endswith((",", ";", " and", " or")) and line.strip():
-            lines[-1] = f"{lines[-1].rstrip()} {line.strip().lstrip('-*• ')}"
+        last = lines[-1][0].rstrip() if lines and not lines[-1][1] else ""
+        if last.endswith((",", ";", " and", " or")) and line.strip():
+            lines[-1] = (f"{last} {line.strip().lstrip('-*• ')}", False)
         else:
-            lines.append(line)
+            lines.append((line, False))
     return lines
 
 
 def sentences(text: str) -> list[str]:
     """The sentences (and list items, table rows) of a passage, without Markdown markup."""
     found = []
-    for line in _lines(text):
-        for piece in _SPLIT.split(line):
+    for line, is_row in _lines(text):
+        for piece in [line] if is_row else _SPLIT.split(line):
             sentence = " ".join(_MARKUP.sub("", piece).split()).strip(" -•*")
             sentence = sentence.lstrip("….").strip()
             if len(sentence.split()) >= 3 and any(ch.isalpha() for ch in sentence):
@@ -169,7 +181,13 @@ class QuoteScorer:
         norms[norms == 0] = 1.0
         vectors = vectors / norms[:, None]
         meaning = vectors[1:] @ vectors[0]
-        words = _word_scores(question, read)
+        # Words count half from the sentence alone, so sentences under one heading still differ.
+        words = [
+            (alone + with_heading) / 2
+            for alone, with_heading in zip(
+                _word_scores(question, [s for _, s in candidates]), _word_scores(question, read), strict=True
+            )
+        ]
         parts: list[tuple[float, ...]] = [
             (float(meaning[k]), words[k], hits[i].similarity) for k, (i, _) in enumerate(candidates)
         ]
@@ -178,6 +196,8 @@ class QuoteScorer:
             parts = [(*p, _sigmoid(r)) for p, r in zip(parts, reading, strict=True)]
         weights = (MEANING_WEIGHT, WORDS_WEIGHT, PASSAGE_WEIGHT, CROSS_ENCODER_WEIGHT)
         scores = [sum(w * x for w, x in zip(weights, p, strict=False)) for p in parts]
+        if asks_for_a_figure(question):
+            scores = [s + FIGURE_BONUS * _has_figure(c) for s, (_, c) in zip(scores, candidates, strict=True)]
         order = sorted(range(len(candidates)), key=lambda k: -scores[k])
         return [Quote(candidates[k][1], candidates[k][0], scores[k], parts[k]) for k in order]
 
@@ -194,6 +214,14 @@ def _quotable(text: str) -> list[str]:
     if found and cleaned.lstrip()[:1].islower() and found[0][:1].islower():
         found = found[1:]
     return [s for s in found if not (s.endswith("?") and len(s.split()) < FAQ_QUESTION_WORDS)]
+
+
+def asks_for_a_figure(question: str) -> bool:
+    return _ASKS_FOR_FIGURE.search(question) is not None
+
+
+def _has_figure(sentence: str) -> bool:
+    return any(ch.isdigit() for ch in sentence)
 
 
 def _section(hit: SearchHit) -> str:
@@ -226,6 +254,10 @@ def chosen_quotes(ranked: Sequence[Quote], question: str = "", limit: int = 2) -
     chosen = [best]
     wanted = content_words(question)
     covered = content_words(best.sentence) & wanted
+    if asks_for_a_figure(question) and not _has_figure(best.sentence):
+        with_figure = [q for q in ranked[1:6] if _has_figure(q.sentence)]
+        if with_figure and with_figure[0].score >= best.score - SECOND_SENTENCE_REACH:
+            return [best, with_figure[0]][:limit]
     for quote in ranked[1:6]:
         if len(chosen) >= limit:
             break

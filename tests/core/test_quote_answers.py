@@ -154,3 +154,26 @@ def test_instructions_questions_and_cut_off_starts_are_not_quoted() -> None:
         "Badges are handed out at reception on your first day.",
         "Replacing a lost office badge costs EUR 25.",
     ]
+
+
+def test_a_table_row_is_one_quote_even_with_full_stops_inside() -> None:
+    text = (
+        "| Severity | Description | Acknowledge within |\n|---|---|---|\n"
+        "| **SEV1** | Critical. Planner is down. | **5 minutes**, 24/7 |\n"
+    )
+    assert sentences(text) == [
+        "SEV1 — Description: Critical. Planner is down.; Acknowledge within: 5 minutes, 24/7"
+    ]
+
+
+def test_a_question_asking_for_a_figure_gets_the_sentence_holding_one() -> None:
+    from core.answering.extractive import Quote, asks_for_a_figure
+
+    question = "How quickly do I have to report a lost or stolen laptop?"
+    ranked = [
+        Quote("Report it immediately.", 0, 0.86, (0.86, 1.0, 0.76)),
+        Quote("See Reporting a Lost Device.", 0, 0.79, (0.73, 1.0, 0.76)),
+        Quote("Report any lost or stolen device within 1 hour of noticing it is missing.", 1, 0.77),
+    ]
+    assert asks_for_a_figure(question) and not asks_for_a_figure("Which VPN client do we use?")
+    assert [q.sentence for q in chosen_quotes(ranked, question)] == [ranked[0].sentence, ranked[2].sentence]
