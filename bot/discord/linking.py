@@ -36,6 +36,15 @@ def _identities(interaction: discord.Interaction):  # noqa: ANN202 - core's Iden
     return interaction.client.core.identities  # type: ignore[attr-defined]
 
 
+async def _admin_deferred(interaction: discord.Interaction) -> bool:
+    """Admins get a private "thinking…" to fill; anyone else is told no, and False comes back."""
+    if not _is_admin(interaction):
+        await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
+        return False
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    return True
+
+
 async def _private(interaction: discord.Interaction, text: str) -> None:
     for part in split_message(text):
         await interaction.followup.send(part, ephemeral=True, allowed_mentions=no_mentions())
@@ -74,10 +83,8 @@ def _requester(text: str) -> str:
 
 @app_commands.command(name="link-requests", description="Admins: link requests waiting for an answer.")
 async def link_requests(interaction: discord.Interaction) -> None:
-    if not _is_admin(interaction):
-        await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
+    if not await _admin_deferred(interaction):
         return
-    await interaction.response.defer(ephemeral=True, thinking=True)
     requests = await asyncio.to_thread(_identities(interaction).link_requests)
     lines = [
         f"• <@{r.chat.rsplit(':', 1)[1]}> (`{r.chat}`) asks to read as `{r.principal}`" for r in requests
@@ -91,10 +98,8 @@ async def link_requests(interaction: discord.Interaction) -> None:
 @app_commands.describe(request="The requester (pick from the list, or a user id or mention)")
 @app_commands.autocomplete(request=_request_choices)
 async def link_approve(interaction: discord.Interaction, request: str) -> None:
-    if not _is_admin(interaction):
-        await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
+    if not await _admin_deferred(interaction):
         return
-    await interaction.response.defer(ephemeral=True, thinking=True)
     chat = _requester(request)
     principal = await asyncio.to_thread(
         _identities(interaction).approve_link, chat, by=_chat(interaction.user)
@@ -111,10 +116,8 @@ async def link_approve(interaction: discord.Interaction, request: str) -> None:
 @app_commands.describe(request="The requester (pick from the list, or a user id or mention)")
 @app_commands.autocomplete(request=_request_choices)
 async def link_decline(interaction: discord.Interaction, request: str) -> None:
-    if not _is_admin(interaction):
-        await interaction.response.send_message(NOT_ADMIN, ephemeral=True, allowed_mentions=no_mentions())
+    if not await _admin_deferred(interaction):
         return
-    await interaction.response.defer(ephemeral=True, thinking=True)
     chat = _requester(request)
     declined = await asyncio.to_thread(_identities(interaction).decline_link, chat)
     await _private(
