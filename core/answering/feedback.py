@@ -56,7 +56,13 @@ class AnswerRecord:
             for s in self.sources
         ]
         return Answer(
-            self.answer, sources, self.mode, self.model, self.abstained, self.question, id=self.answer_id  # type: ignore[arg-type]
+            self.answer,
+            sources,
+            self.mode,
+            self.model,
+            self.abstained,
+            self.question,
+            id=self.answer_id,  # type: ignore[arg-type]
         )
 
 

@@ -69,8 +69,12 @@ class Turn:
 
     def to_json(self) -> str:
         passages = [
-            {"source": p.source, "document_id": p.document_id, "public": p.acl.public,
-             "principals": sorted(p.acl.principals)}
+            {
+                "source": p.source,
+                "document_id": p.document_id,
+                "public": p.acl.public,
+                "principals": sorted(p.acl.principals),
+            }
             for p in self.passages
         ]
         return json.dumps({"question": self.question, "answer": self.answer, "passages": passages})
@@ -175,7 +179,10 @@ class ConversationHistory:
             log.warning(
                 "could not remove %d deleted document(s) of %s from conversation memory (%s); "
                 "their turns expire within %d s",
-                len(documents), source, exc, self._ttl_s,
+                len(documents),
+                source,
+                exc,
+                self._ttl_s,
             )
         return removed
 
