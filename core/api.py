@@ -1,7 +1,8 @@
 """The narrow, typed surface the chat frontends use: Slack and Discord see this, not ``App``.
 
 Everything a bot may ask of the core is here: stream an answer, forget a conversation,
-record feedback, read the sources and their last syncs, and run a sync with progress.
+record feedback, read the sources and their last syncs, run a sync with progress, and
+(through ``identities``) learn who a chat user is in the sources or file a link request.
 Keeping it small means a change inside the core (a new store, a new model lineup)
 cannot break a frontend, and a frontend cannot reach into state it should not touch.
 
