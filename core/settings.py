@@ -124,7 +124,7 @@ class AssistantSettings(_Strict):
     # Quote style: decline ("the documents don't cover this") when the passages' answerability
     # score is below this; higher declines more. Chosen on the shared SQuAD v2 article and the
     # sample handbook (docs/evaluation.md).
-    quote_threshold: Annotated[float, Field(ge=-2, le=3)] = 0.71
+    quote_threshold: Annotated[float, Field(ge=-2, le=3)] = 0.65
 
 
 class RouteSettings(_Strict):

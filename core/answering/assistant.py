@@ -489,7 +489,7 @@ class Assistant:
     def quotes(self, question: str, hits: list[SearchHit]) -> list[Quote]:
         """The sentences of ``hits`` that answer ``question``, best first; none if they don't answer it."""
         ranked = self._quotes.rank(question, hits)
-        if answerability(ranked, hits) < self._settings.quote_threshold:
+        if answerability(ranked, hits, question) < self._settings.quote_threshold:
             return []
         return chosen_quotes(ranked, question)
 
@@ -507,7 +507,7 @@ class Assistant:
         ``always`` (the model's figures failed the check) quotes the best sentences even when unsure.
         """
         ranked = self._quotes.rank(standalone, hits)
-        sure = always or answerability(ranked, hits) >= self._settings.quote_threshold
+        sure = always or answerability(ranked, hits, standalone) >= self._settings.quote_threshold
         chosen = chosen_quotes(ranked, standalone) if sure else []
         clock.lap("quote")
         if not chosen:

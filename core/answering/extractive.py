@@ -20,9 +20,15 @@ Whether the documents answer at all is a separate judgement, ``answerability``:
 how close the best passage is to the question, plus how close the best sentence
 is in meaning beyond the words it shares with the question (a question written
 with a page's own words scores high on word overlap whether or not the page
-answers it). Below ``[assistant] quote_threshold`` the question is declined. The
-weights and the threshold were chosen on the shared SQuAD v2 article and the
-sample handbook (docs/evaluation.md).
+answers it). A question that looks answerable but is not is usually a
+near-copy of an answerable one with one thing changed, so two checks lower the
+score: the question says "not / never / no ..." (outside an "if ..." clause)
+and the best sentence doesn't (it asks about the opposite of what the page
+says), or a name or figure of the question (a capitalised word after the
+first, a number) is neither in the best sentence nor in its page's title and
+headings (the page speaks of something else). Below ``[assistant] quote_threshold`` the question is
+declined. The weights and the threshold were chosen on the shared SQuAD v2
+article and the sample handbook (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -47,7 +53,11 @@ CROSS_ENCODER_WEIGHT = 0.3
 # Answerability: best passage similarity + these times the best sentence's meaning and word share.
 ANSWERABLE_MEANING = 0.5
 ANSWERABLE_WORDS = -0.25
-DEFAULT_THRESHOLD = 0.71
+# ... minus this when the question is negated and the best sentence is not,
+NEGATION_PENALTY = 0.3
+# ... and minus this when a name or figure of the question is absent from the best sentence.
+MISSING_NAME_PENALTY = 0.15
+DEFAULT_THRESHOLD = 0.65
 # A second sentence joins the answer when it scores within this of the best one.
 SECOND_SENTENCE_MARGIN = 0.03
 # "How many / how long / when ...": a sentence holding a figure scores this much more, and the best
@@ -60,6 +70,9 @@ _ASKS_FOR_FIGURE = re.compile(
 )
 # ... or within this when it holds a word of the question the best one lacks.
 SECOND_SENTENCE_REACH = 0.2
+_NEGATION = re.compile(r"\b(?:not|never|no|without|cannot)\b|n't\b", re.IGNORECASE)
+# "... if I don't have VPN access?" sets a condition; it does not ask about the opposite of a fact.
+_CONDITION = re.compile(r"\s(?:if|unless|in case)\b.*", re.IGNORECASE | re.DOTALL)
 MAX_SENTENCE_CHARS = 600
 FAQ_QUESTION_WORDS = 8  # a question shorter than this in a page is a heading, never an answer
 
@@ -233,13 +246,32 @@ def _sigmoid(value: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, value))))
 
 
-def answerability(ranked: Sequence[Quote], hits: Sequence[SearchHit]) -> float:
+def answerability(ranked: Sequence[Quote], hits: Sequence[SearchHit], question: str = "") -> float:
     """How sure it is that the passages answer the question; compare with ``quote_threshold``."""
     if not ranked or not hits:
         return float("-inf")
-    meaning, words = ranked[0].parts[0], ranked[0].parts[1]
+    best = ranked[0]
+    meaning, words = best.parts[0], best.parts[1]
     best_passage = max(hit.similarity for hit in hits)
-    return best_passage + ANSWERABLE_MEANING * meaning + ANSWERABLE_WORDS * words
+    score = best_passage + ANSWERABLE_MEANING * meaning + ANSWERABLE_WORDS * words
+    if not question:
+        return score
+    if _NEGATION.search(_CONDITION.sub("", question)) and not _NEGATION.search(best.sentence):
+        score -= NEGATION_PENALTY
+    chunk = hits[best.passage].chunk
+    if names_of(question) - content_words(" ".join([best.sentence, chunk.title, *chunk.heading_path])):
+        score -= MISSING_NAME_PENALTY
+    return score
+
+
+def names_of(question: str) -> set[str]:
+    """The names and figures a question mentions: its capitalised words after the first, and numbers."""
+    found: set[str] = set()
+    for word in question.split()[1:]:
+        word = word.strip("?!.,;:\"'()[]")
+        if word[:1].isupper() or word[:1].isdigit():
+            found |= content_words(word)
+    return found
 
 
 def chosen_quotes(ranked: Sequence[Quote], question: str = "", limit: int = 2) -> list[Quote]:

@@ -8,6 +8,7 @@ OpenAI stand-in to play a model that gets a figure wrong.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from core.answering.answers import Done, Question, Token
 from core.answering.extractive import chosen_quotes, content_words, sentences
@@ -15,6 +16,8 @@ from core.answering.grounding import ungrounded_numbers
 from core.answering.history import ConversationKey
 from core.answering.prompts import NOT_COVERED
 from core.app import App
+from core.documents import Acl, Chunk
+from core.retrieval.store.base import SearchHit
 
 NETHERLANDS = "How many vacation days do employees in the Netherlands get?"
 
@@ -177,3 +180,53 @@ def test_a_question_asking_for_a_figure_gets_the_sentence_holding_one() -> None:
     ]
     assert asks_for_a_figure(question) and not asks_for_a_figure("Which VPN client do we use?")
     assert [q.sentence for q in chosen_quotes(ranked, question)] == [ranked[0].sentence, ranked[2].sentence]
+
+
+def test_a_question_about_a_country_the_handbook_never_names_is_declined(synced_app: App) -> None:
+    # A near-copy of an answerable question with one name changed: quoting the Netherlands' rule
+    # would answer a question nobody asked.
+    answer = synced_app.assistant.ask(Question("How many vacation days do employees in Germany get?"))
+    assert answer.abstained and answer.text == NOT_COVERED
+    assert "27 days" in synced_app.assistant.ask(Question(NETHERLANDS)).text
+
+
+def test_a_condition_with_not_in_it_still_gets_an_answer(synced_app: App) -> None:
+    answer = synced_app.assistant.ask(Question("Who do I contact if I don't have VPN access?"))
+    assert not answer.abstained and answer.sources
+
+
+def _hit(text: str, title: str = "Handbook", headings: tuple[str, ...] = ()) -> SearchHit:
+    chunk = Chunk(
+        id="kb:page#0",
+        document_id="page",
+        source="kb",
+        title=title,
+        text=text,
+        heading_path=(title, *headings),
+        position=0,
+        url="",
+        path="/kb/page.md",
+        content_hash="h",
+        version="v",
+        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+        acl=Acl(public=True),
+    )
+    return SearchHit(chunk, 1.0, 0.6)
+
+
+def test_a_negated_question_or_a_missing_name_lowers_answerability() -> None:
+    from core.answering.extractive import Quote, answerability, names_of
+
+    sentence = "Contractors in the Netherlands are paid on the 25th of each month."
+    hits = [_hit(sentence, "Payroll", ("Pay dates",))]
+    ranked = [Quote(sentence, 0, 0.8, (0.7, 0.6, 0.6))]
+    plain = answerability(ranked, hits, "When are contractors in the Netherlands paid?")
+    assert answerability(ranked, hits, "When are contractors in the Netherlands not paid?") < plain
+    assert answerability(ranked, hits, "When are contractors in Belgium paid?") < plain
+    # A name in the page's title or headings counts: the sentence need not repeat it.
+    assert answerability(ranked, hits, "When are contractors paid, per the Payroll page?") == plain
+    assert answerability(ranked, hits, "What if contractors are not paid on time?") == answerability(
+        ranked, hits, "What if contractors are paid late?"
+    )
+    names = names_of("Who approves VPN access for the Rotterdam office in 2026?")
+    assert names == {"vpn", "rotterdam", "2026"}
