@@ -95,9 +95,9 @@ def test_finetuned_mode_falls_back_to_answering_from_the_documents(
 def test_a_failure_mid_stream_ends_the_answer_cleanly_without_falling_back(
     make_remote_app, openai_server, tuned
 ) -> None:
-    tuned.reply = "Employees in the Netherlands get twenty-seven days of paid vacation each year [1]."
+    tuned.reply = "Vacation is paid [1]. Employees in the Netherlands get twenty-seven days each year [1]."
     tuned.chunk_chars = 8
-    tuned.error_after_chunks = 3
+    tuned.error_after_chunks = 4  # 32 characters: the first sentence whole, the second begun
     app = make_remote_app(_finetuned_config(tuned.base_url))
     question = Question(VACATION, mode="hybrid")
 
@@ -105,7 +105,9 @@ def test_a_failure_mid_stream_ends_the_answer_cleanly_without_falling_back(
 
     streamed = "".join(e.text for e in events if isinstance(e, Token))
     answer = events[-1].answer
-    assert streamed.startswith("Employees in the Netherl")  # what reached the screen stays
+    # Text is shown a checked sentence at a time: the whole first sentence reached the screen and
+    # stays; the half sentence after it never showed.
+    assert streamed.startswith("Vacation is paid [1].") and "Employees in" not in streamed
     assert "The answer was cut off" in answer.text and answer.text == streamed
     assert answer.error and "mid-stream" in answer.error and answer.fallback is None
     assert (

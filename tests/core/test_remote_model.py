@@ -7,11 +7,14 @@ from core.errors import ModelError
 
 
 def test_streams_from_an_openai_compatible_endpoint(remote_model_app, openai_server) -> None:
-    openai_server.reply = "Employees get 27 days of paid vacation in the Netherlands [1]."
+    openai_server.reply = (
+        "Employees get 27 days of paid vacation in the Netherlands [1]. "
+        "Vacation is requested in the HR portal [1]."
+    )
     events = list(remote_model_app.assistant.stream(Question("How many vacation days in the Netherlands?")))
     tokens = [e.text for e in events if isinstance(e, Token)]
     answer = events[-1].answer
-    assert len(tokens) > 1  # streamed in pieces
+    assert len(tokens) > 1  # streamed in pieces: a checked sentence at a time
     assert answer.model == "gpt-test" and answer.text.startswith("Employees get 27 days")
     assert answer.sources[0].path.endswith("pto-policy.md") and answer.sources[0].cited
     request = openai_server.requests[-1]["body"]
