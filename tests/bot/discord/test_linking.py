@@ -16,6 +16,13 @@ def _said(env) -> list[str]:  # noqa: ANN001
     return [m.content for m in shown]
 
 
+async def _as_admin(env, command: str, **options: str) -> None:  # noqa: ANN001
+    """Alice, who may manage the server, runs an admin command."""
+    await slash(
+        env.bot, env.screen, command, channel=env.channel, member=env.alice, permissions=ADMIN, **options
+    )
+
+
 @pytest.mark.asyncio
 async def test_a_request_grants_nothing_until_an_admin_approves(discord_env) -> None:
     env, identities = discord_env, discord_env.bot.core.identities
@@ -29,20 +36,10 @@ async def test_a_request_grants_nothing_until_an_admin_approves(discord_env) -> 
     assert "only admins" in _said(env)[-1]  # he cannot approve himself
     assert identities.principals_of(bob) == frozenset()
 
-    await slash(
-        env.bot, env.screen, "link-requests", channel=env.channel, member=env.alice, permissions=ADMIN
-    )
+    await _as_admin(env, "link-requests")
     assert "email:bob@acme.example" in _said(env)[-1]
 
-    await slash(
-        env.bot,
-        env.screen,
-        "link-approve",
-        channel=env.channel,
-        member=env.alice,
-        permissions=ADMIN,
-        request=f"<@{env.bob.id}>",
-    )
+    await _as_admin(env, "link-approve", request=f"<@{env.bob.id}>")
     assert "now reads as `email:bob@acme.example`" in _said(env)[-1]
     assert "google:user:bob@acme.example" in identities.principals_of(bob)
     [linked], _ = identities.show(bob)
@@ -60,24 +57,8 @@ async def test_a_declined_or_bad_request_links_nothing(discord_env) -> None:
     assert identities.link_requests() == []
 
     await slash(env.bot, env.screen, "link", channel=env.channel, member=env.bob, email="bob@acme.example")
-    await slash(
-        env.bot,
-        env.screen,
-        "link-decline",
-        channel=env.channel,
-        member=env.alice,
-        permissions=ADMIN,
-        request=bob,
-    )
+    await _as_admin(env, "link-decline", request=bob)
     assert "Declined" in _said(env)[-1]
-    await slash(
-        env.bot,
-        env.screen,
-        "link-approve",
-        channel=env.channel,
-        member=env.alice,
-        permissions=ADMIN,
-        request=bob,
-    )
+    await _as_admin(env, "link-approve", request=bob)
     assert "No link request waits" in _said(env)[-1]
     assert identities.principals_of(bob) == frozenset()
