@@ -1,4 +1,4 @@
-"""The local embedder's backends (torch, onnx, onnx-int8) on the same SciFact texts, in one run.
+"""The local embedder's backends (torch, torch-bf16, onnx, onnx-int8) on the same SciFact texts, in one run.
 
 For each backend, over exactly the chunks a sync embeds:
 
@@ -55,11 +55,11 @@ from core.app import App
 from core.documents import Document
 from core.evaluation.beir import load_beir
 from core.evaluation.metrics import ndcg_at_k, recall_at_k
-from core.models.embeddings import bundled_minilm_path, embed_in_batches, local_embeddings
+from core.models.embeddings import bundled_minilm_path, embed_in_batches, local_embeddings, native_bfloat16
 from core.settings import load_settings
 from core.sync.chunking import ChunkingOptions, chunk_document
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+ALL_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # "auto" is torch-bf16 on a bf16 CPU
 QUALITY_MARGIN = 0.003  # nDCG@10 a faster default may lose against torch
 SPEED_TARGET = 2.0  # the default's first-sync docs/s over torch's
 
@@ -163,21 +163,22 @@ def worker(backend: str, data_dir: Path, conn) -> None:  # noqa: ANN001 - a mult
 
 
 class Workers:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, backends: tuple[str, ...]) -> None:
+        self.backends = backends
         context = multiprocessing.get_context("spawn")
         self.pipes = {}
         self.processes = []
         self.first_use = {}
         # First use, one backend at a time in a process that then ends: onnx exports, int8
         # quantizes. The measuring processes start after, as an app starts once exports exist.
-        for backend in BACKENDS:
+        for backend in backends:
             parent, child = context.Pipe()
             process = context.Process(target=worker, args=(backend, data_dir, child), daemon=True)
             process.start()
             self.first_use[backend] = parent.recv()
             parent.send(("stop", None))
             process.join(timeout=60)
-        for backend in BACKENDS:
+        for backend in backends:
             parent, child = context.Pipe()
             process = context.Process(target=worker, args=(backend, data_dir, child), daemon=True)
             process.start()
@@ -196,8 +197,9 @@ class Workers:
             process.join(timeout=30)
 
 
-def rotated(number: int) -> tuple[str, ...]:
-    return BACKENDS[number % 3 :] + BACKENDS[: number % 3]
+def rotated(backends: tuple[str, ...], number: int) -> tuple[str, ...]:
+    shift = number % len(backends)
+    return backends[shift:] + backends[:shift]
 
 
 def main() -> None:
@@ -207,9 +209,15 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=256, help="chunks per interleaved round in (a)")
     parser.add_argument("--sync-limit", type=int, default=600, help="abstracts each sync in (d) indexes")
     parser.add_argument("--sync-repeats", type=int, default=2)
+    parser.add_argument(
+        "--backends", default=",".join(ALL_BACKENDS), help="comma-separated, torch first (the baseline)"
+    )
     args = parser.parse_args()
+    backends = tuple(args.backends.split(","))
+    if backends[0] != "torch" or not set(backends) <= set(ALL_BACKENDS):
+        parser.error(f"--backends: torch first, then any of {', '.join(ALL_BACKENDS[1:])}")
 
-    result: dict[str, object] = {"args": vars(args)}
+    result: dict[str, object] = {"args": vars(args), "cpu_native_bfloat16": native_bfloat16()}
     with tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp:
         work = Path(tmp)
         docs_dir = work / "docs"
@@ -221,7 +229,7 @@ def main() -> None:
         print(f"{docs} documents → {len(texts)} chunks")
 
         # (f) first use: each backend loads in its own process; onnx exports, int8 quantizes.
-        workers = Workers(work / "exports")
+        workers = Workers(work / "exports", backends)
         print(
             "first use (load; onnx: export; int8: quantize): "
             + ", ".join(f"{b} {s:.1f} s" for b, s in workers.first_use.items())
@@ -232,14 +240,14 @@ def main() -> None:
             workers.close()
 
     torch_ndcg = embedding["torch"]["ndcg@10"]
-    eligible = [b for b in BACKENDS if embedding[b]["ndcg@10"] >= torch_ndcg - QUALITY_MARGIN]
+    eligible = [b for b in backends if embedding[b]["ndcg@10"] >= torch_ndcg - QUALITY_MARGIN]
     default = max(eligible, key=lambda b: embedding[b]["sync_speedup_vs_torch"])
     print()
     print(
         f"{'backend':10} {'docs/s':>7} {'×torch':>7} {'sync d/s':>8} {'×torch':>7} {'q p50':>6} "
         f"{'q p99':>6} {'RSS MB':>7} {'nDCG@10':>8} {'R@100':>6} {'cos min':>7}"
     )
-    for backend in BACKENDS:
+    for backend in backends:
         row = embedding[backend]
         print(
             f"{backend:10} {row['docs_per_s']:7.1f} {row['speedup_vs_torch_median_round']:7.2f} "
@@ -264,29 +272,30 @@ def main() -> None:
 
 
 def measure(workers: Workers, args, texts, owners, docs, work: Path, corpus: list[dict]) -> dict[str, dict]:  # noqa: ANN001
+    backends = workers.backends
     # (a) embedder alone, interleaved rounds.
-    spent = dict.fromkeys(BACKENDS, 0.0)
-    vectors: dict[str, list] = {b: [] for b in BACKENDS}
-    speedups: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    spent = dict.fromkeys(backends, 0.0)
+    vectors: dict[str, list] = {b: [] for b in backends}
+    speedups: dict[str, list[float]] = {b: [] for b in backends}
     for number, start_at in enumerate(range(0, len(texts), args.round)):
         piece = texts[start_at : start_at + args.round]
         took = {}
-        for backend in rotated(number):
+        for backend in rotated(backends, number):
             took[backend], block = workers.ask(backend, "embed", piece)
             vectors[backend].append(block)
             spent[backend] += took[backend]
-        for backend in BACKENDS:
+        for backend in backends:
             speedups[backend].append(took["torch"] / took[backend])
         if number % 5 == 0:
             done = start_at + len(piece)
             print(
                 f"  round {number}: {done}/{len(texts)} chunks; "
-                + ", ".join(f"{b} ×{took['torch'] / took[b]:.2f}" for b in BACKENDS),
+                + ", ".join(f"{b} ×{took['torch'] / took[b]:.2f}" for b in backends),
                 flush=True,
             )
     arrays = {b: np.concatenate(v) for b, v in vectors.items()}
     embedding: dict[str, dict] = {}
-    for backend in BACKENDS:
+    for backend in backends:
         cosine = np.sum(arrays[backend] * arrays["torch"], axis=1)
         embedding[backend] = {
             "seconds": spent[backend],
@@ -302,13 +311,13 @@ def measure(workers: Workers, args, texts, owners, docs, work: Path, corpus: lis
     dataset = load_beir(SCIFACT_DIR, "train")
     in_corpus = set(owners)
     queries = {q: t for q, t in dataset.queries.items() if set(dataset.qrels[q]) & in_corpus}
-    latencies: dict[str, list[float]] = {b: [] for b in BACKENDS}
-    query_vectors: dict[str, dict[str, np.ndarray]] = {b: {} for b in BACKENDS}
+    latencies: dict[str, list[float]] = {b: [] for b in backends}
+    query_vectors: dict[str, dict[str, np.ndarray]] = {b: {} for b in backends}
     for number, (query_id, text) in enumerate(queries.items()):
-        for backend in rotated(number):
+        for backend in rotated(backends, number):
             took_ms, query_vectors[backend][query_id] = workers.ask(backend, "query", text)
             latencies[backend].append(took_ms)
-    for backend in BACKENDS:
+    for backend in backends:
         embedding[backend] |= quality(arrays[backend], owners, query_vectors[backend], dataset.qrels)
         embedding[backend] |= {
             "queries": len(queries),
@@ -320,19 +329,19 @@ def measure(workers: Workers, args, texts, owners, docs, work: Path, corpus: lis
     # (d) first sync through the real pipeline, interleaved.
     sync_docs = work / "sync-docs"
     write_markdown(corpus[: args.sync_limit], sync_docs)
-    sync_rates: dict[str, list[float]] = {b: [] for b in BACKENDS}
-    sync_speedups: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    sync_rates: dict[str, list[float]] = {b: [] for b in backends}
+    sync_speedups: dict[str, list[float]] = {b: [] for b in backends}
     for repeat in range(args.sync_repeats):
         took = {}
-        for backend in rotated(repeat):
+        for backend in rotated(backends, repeat):
             added, took[backend] = workers.ask(
                 backend, "sync", (work / f"sync-{backend}-{repeat}", sync_docs)
             )
             sync_rates[backend].append(added / took[backend])
             print(f"  sync {repeat} {backend}: {added} docs in {took[backend]:.1f} s", flush=True)
-        for backend in BACKENDS:
+        for backend in backends:
             sync_speedups[backend].append(took["torch"] / took[backend])
-    for backend in BACKENDS:
+    for backend in backends:
         embedding[backend] |= {
             "sync_docs_per_s": median(sync_rates[backend]),
             "sync_speedup_vs_torch": median(sync_speedups[backend]),

@@ -72,11 +72,12 @@ class EmbeddingSettings(_Strict):
     # CPU threads for the local embedder; None lets torch use every core. On a busy small
     # machine (a bot beside a sync) 1 keeps query embedding fast and steady.
     threads: Annotated[int, Field(ge=1)] | None = None
-    # How a local model runs: "torch" (PyTorch), "onnx" (ONNX Runtime, the same vectors, exported
-    # once from the local weights into the data dir; questions embed much faster) or "onnx-int8"
-    # (int8 weights: syncs faster, vectors move slightly, so its index is its own). The default is
-    # measured: docs/models.md#which-backend-is-the-default-and-why.
-    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # How a local model runs: "torch" (PyTorch, float32), "torch-bf16" (PyTorch in bfloat16 on a
+    # CPU that computes it natively: AMX or AVX512-BF16; the same vectors), "auto" (torch-bf16
+    # where native, else torch), "onnx" (ONNX Runtime, the same vectors, exported once from the
+    # local weights into the data dir) or "onnx-int8" (int8 weights: vectors move slightly, so its
+    # index is its own). The default is measured: docs/models.md#which-backend-is-the-default-and-why.
+    backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"
 
 
 class ModelSettings(_Strict):

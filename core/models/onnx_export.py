@@ -33,7 +33,6 @@ from core.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
 # Vectors of two backends may share an index only when every probe pair is at least this close.
 MATCH_COSINE = 0.999
 OPSET = 17  # understood by every ONNX Runtime release this project allows (>= 1.20)

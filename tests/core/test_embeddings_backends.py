@@ -1,4 +1,5 @@
-"""The local embedder's backends: PyTorch, ONNX Runtime, and ONNX Runtime with int8 weights.
+"""The local embedder's backends: PyTorch in float32 or bfloat16, ONNX Runtime, and ONNX
+Runtime with int8 weights.
 
 Real model, real export (once per process, from the bundled weights; nothing downloaded),
 real index: what a user notices is whether answers find the same passages, whether a
@@ -8,6 +9,7 @@ when something fails midway.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -16,8 +18,8 @@ import pytest
 
 from core.app import App
 from core.errors import ConfigError, ModelError
-from core.models import onnx_export
-from core.models.embeddings import bundled_minilm_path, embedder_identity, local_embeddings
+from core.models import embeddings, onnx_export
+from core.models.embeddings import bundled_minilm_path, embedder_identity, local_embeddings, native_bfloat16
 from core.models.onnx_export import MATCH_COSINE, OnnxEmbeddings, weights_digest
 from core.retrieval.store.base import AccessFilter
 from core.settings import EmbeddingSettings, load_settings
@@ -66,6 +68,57 @@ def test_onnx_gives_pytorchs_vectors_and_int8_stays_close(tmp_path: Path) -> Non
     assert onnx.embed_documents([]) == []
 
 
+needs_native_bfloat16 = pytest.mark.skipif(
+    not native_bfloat16(), reason="this CPU has no native bfloat16 (AMX or AVX512-BF16)"
+)
+
+
+@needs_native_bfloat16
+def test_bfloat16_gives_pytorchs_vectors_and_auto_chooses_it_on_this_cpu() -> None:
+    torch_vectors = np.array(local_embeddings(bundled_minilm_path(), "torch").embed_documents(TEXTS))
+    bf16 = local_embeddings(bundled_minilm_path(), "torch-bf16")
+    bf16_vectors = np.array(bf16.embed_documents(TEXTS))
+
+    assert (
+        bf16.precision == "bfloat16"
+        and local_embeddings(bundled_minilm_path(), "auto").precision == "bfloat16"
+    )
+    assert np.min(np.sum(bf16_vectors * torch_vectors, axis=1)) >= MATCH_COSINE
+    assert not np.array_equal(bf16_vectors, torch_vectors)  # bfloat16 really ran
+    assert np.allclose(np.linalg.norm(bf16_vectors, axis=1), 1.0, atol=1e-5)
+    # Alone or in a padded batch, bfloat16 rounds a little differently; the meaning stays.
+    assert float(np.array(bf16.embed_query(TEXTS[0])) @ bf16_vectors[0]) >= MATCH_COSINE
+    assert bf16.embed_documents([]) == []
+    for backend in ("auto", "torch-bf16"):  # the same vectors: the same index
+        assert embedder_identity(EmbeddingSettings(backend=backend)) == embedder_identity(EmbeddingSettings())
+
+
+def test_without_native_bfloat16_the_cpu_runs_float32_and_says_so_when_asked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(embeddings, "native_bfloat16", lambda: False)  # emulated bfloat16 is slower
+    with caplog.at_level(logging.WARNING, logger="core.models.embeddings"):
+        assert local_embeddings(bundled_minilm_path(), "auto").precision == "float32"
+        assert not caplog.records  # auto chooses quietly
+        assert local_embeddings(bundled_minilm_path(), "torch-bf16").precision == "float32"
+    assert "no native bfloat16" in caplog.text
+
+
+@needs_native_bfloat16
+def test_a_model_bfloat16_would_move_runs_in_float32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = tmp_path / "strict"
+    shutil.copytree(bundled_minilm_path(), copy)  # its own path: a load of its own
+    monkeypatch.setattr(embeddings, "MATCH_COSINE", 1.01)  # no bfloat16 vector is that close
+    embedder = local_embeddings(str(copy), "torch-bf16")
+    with caplog.at_level(logging.WARNING, logger="core.models.embeddings"):
+        vector = np.array(embedder.embed_query(TEXTS[0]))
+    assert embedder.precision == "float32" and "moves the vectors" in caplog.text
+    reference = np.array(local_embeddings(bundled_minilm_path(), "torch").embed_query(TEXTS[0]))
+    assert np.allclose(vector, reference, atol=1e-5)  # float32's own vectors, not bfloat16's
+
+
 def test_the_export_is_made_from_local_weights_into_the_data_dir_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,13 +151,16 @@ def test_backends_that_reproduce_the_vectors_share_an_index_others_rebuild_it(tm
     assert torch_app.sync_engine.sync(torch_app.connector("docs")).added == 3
     stop_embedded_redis(torch_app)
 
-    onnx_app = App(load_settings(_config(tmp_path, "onnx"), environ={}))
-    assert embedder_identity(onnx_app.settings.embeddings) == embedder_identity(torch_app.settings.embeddings)
-    report = onnx_app.sync_engine.sync(onnx_app.connector("docs"))
-    assert (report.added, report.unchanged) == (0, 3)  # same vectors: nothing re-embedded
-    found = onnx_app.assistant.retrieve("What raises the tides?", AccessFilter())
-    assert found[0].chunk.document_id == "tides.md"
-    stop_embedded_redis(onnx_app)
+    for backend in ("onnx", "torch-bf16"):
+        same_app = App(load_settings(_config(tmp_path, backend), environ={}))
+        assert embedder_identity(same_app.settings.embeddings) == embedder_identity(
+            torch_app.settings.embeddings
+        )
+        report = same_app.sync_engine.sync(same_app.connector("docs"))
+        assert (report.added, report.unchanged) == (0, 3)  # same vectors: nothing re-embedded
+        found = same_app.assistant.retrieve("What raises the tides?", AccessFilter())
+        assert found[0].chunk.document_id == "tides.md"
+        stop_embedded_redis(same_app)
 
     int8_app = App(load_settings(_config(tmp_path, "onnx-int8"), environ={}))
     with pytest.raises(ConfigError, match="Run `archivist sync`"):  # never int8 queries on float vectors
@@ -121,7 +177,7 @@ def test_backends_that_reproduce_the_vectors_share_an_index_others_rebuild_it(tm
 def test_an_unknown_backend_is_named_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="backend"):
         load_settings(_config(tmp_path, "tensorrt"), environ={})
-    assert EmbeddingSettings().backend == "torch"  # the measured default (docs/models.md)
+    assert EmbeddingSettings().backend == "auto"  # the measured default (docs/models.md)
 
 
 def test_an_unwritable_data_dir_says_where_the_export_could_not_go(tmp_path: Path) -> None:
@@ -135,7 +191,7 @@ def test_an_unwritable_data_dir_says_where_the_export_could_not_go(tmp_path: Pat
         embedder.embed_query("anything")
 
 
-def test_a_finetuned_embedder_runs_through_onnx_too(make_app, tmp_path: Path) -> None:
+def test_a_finetuned_embedder_runs_through_onnx_and_bfloat16_too(make_app, tmp_path: Path) -> None:
     from core.finetune.retriever import TuningOptions, finetune_retriever
     from tests.core.test_retriever_finetune import write_beir
 
@@ -158,4 +214,8 @@ def test_a_finetuned_embedder_runs_through_onnx_too(make_app, tmp_path: Path) ->
     )
     assert float(via_onnx @ via_torch) >= MATCH_COSINE
     assert not np.allclose(via_onnx, bundled, atol=1e-5)  # the fine-tune's vectors, not the base model's
+    if native_bfloat16():  # and bfloat16 runs it as it runs the bundled model
+        via_bf16 = local_embeddings(tuned, "torch-bf16")
+        assert via_bf16.precision == "bfloat16"
+        assert float(np.array(via_bf16.embed_query(text)) @ via_torch) >= MATCH_COSINE
     assert export.stat().st_mtime_ns == made  # used, not exported again
