@@ -67,7 +67,9 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def make_settings(workdir: Path, docs_dir: Path, source: str = SOURCE) -> Settings:
+def make_settings(
+    workdir: Path, docs_dir: Path, source: str = SOURCE, backend: str | None = None
+) -> Settings:
     """Settings as a user would write them: the project defaults plus one filesystem source.
 
     The config lives in ``workdir/archivist.toml``; state in ``workdir/data``. The
@@ -80,6 +82,7 @@ def make_settings(workdir: Path, docs_dir: Path, source: str = SOURCE) -> Settin
             [
                 f"data_dir = {_toml_string(str(workdir / 'data'))}",
                 "",
+                *([f"[embeddings]\nbackend = {_toml_string(backend)}", ""] if backend else []),
                 f"[connectors.{source}]",
                 'type = "filesystem"',
                 f"path = {_toml_string(str(docs_dir))}",
@@ -102,7 +105,7 @@ class Bench:
 
 
 @contextmanager
-def scifact_app(workdir: Path, limit: int | None) -> Iterator[Bench]:
+def scifact_app(workdir: Path, limit: int | None, backend: str | None = None) -> Iterator[Bench]:
     """Write ``limit`` SciFact abstracts as Markdown under ``workdir`` and build an App on them.
 
     Nothing is loaded or indexed yet. On exit the embedded Redis server is shut
@@ -110,7 +113,7 @@ def scifact_app(workdir: Path, limit: int | None) -> Iterator[Bench]:
     """
     docs_dir = workdir / "docs"
     write_markdown(scifact_corpus(limit), docs_dir)
-    app = App(make_settings(workdir, docs_dir))
+    app = App(make_settings(workdir, docs_dir, backend=backend))
     try:
         yield Bench(app, workdir, docs_dir)
     finally:
@@ -126,11 +129,17 @@ def close_app(app: App) -> None:
 
 
 def add_threads_option(parser) -> None:
+    """``--threads`` and ``--backend``: how the embedder runs, for runs to compare."""
     parser.add_argument(
         "--threads",
         type=int,
         default=None,
         help="torch intra-op threads for the embedder (default: torch's own, one per core)",
+    )
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="[embeddings] backend: auto (the default), torch, torch-bf16, onnx, onnx-int8",
     )
 
 

@@ -71,7 +71,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp,
-        scifact_app(Path(tmp), args.limit) as bench,
+        scifact_app(Path(tmp), args.limit, args.backend) as bench,
     ):
         app = bench.app
         warm_up(app)

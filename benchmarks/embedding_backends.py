@@ -22,6 +22,10 @@ torch's; the run says which that is. Usage:
 
     python benchmarks/embedding_backends.py [--limit N | --relevant-plus N]
                                             [--sync-limit N] [--sync-repeats R]
+                                            [--backends torch,torch-bf16,...] [--model DIR]
+
+``--model DIR`` measures a fine-tuned embedder (``archivist finetune retriever``) instead of
+the bundled one.
 
 ``--relevant-plus N`` embeds every abstract relevant to a SciFact train query plus N others,
 so all 809 train queries are scored (a 400-abstract prefix scores about 80: too few to see a
@@ -74,13 +78,14 @@ def chosen_corpus(limit: int, relevant_plus: int | None) -> list[dict]:
     return [row for row in corpus if str(row["_id"]) in relevant] + others[:relevant_plus]
 
 
-def app_for(workdir: Path, docs_dir: Path, backend: str) -> App:
+def app_for(workdir: Path, docs_dir: Path, backend: str, model: str = "") -> App:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "archivist.toml"
     config.write_text(
         f"data_dir = {json.dumps(str(workdir / 'data'))}\n"
         f'[embeddings]\nbackend = "{backend}"\n'
-        f'[connectors.{SOURCE}]\ntype = "filesystem"\npath = {json.dumps(str(docs_dir))}\npublic = true\n',
+        + (f"path = {json.dumps(model)}\n" if model else "")
+        + f'[connectors.{SOURCE}]\ntype = "filesystem"\npath = {json.dumps(str(docs_dir))}\npublic = true\n',
         encoding="utf-8",
     )
     return App(load_settings(config, environ={}))
@@ -125,14 +130,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(backend: str, data_dir: Path, conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
+def worker(backend: str, data_dir: Path, model: str, conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
     """One backend in its own process, as an app runs it: the parent asks, this one measures.
 
     Only one worker works at a time; the others wait on their pipe, so no backend's idle
     threads spin on the cores another is being timed on.
     """
     start = time.perf_counter()
-    embedder = local_embeddings(bundled_minilm_path(), backend, data_dir)
+    embedder = local_embeddings(model or bundled_minilm_path(), backend, data_dir)
     embedder.embed_documents(["warm-up: load the model and its tokenizer"] * 8)
     conn.send(time.perf_counter() - start)
     while True:
@@ -149,7 +154,7 @@ def worker(backend: str, data_dir: Path, conn) -> None:  # noqa: ANN001 - a mult
             conn.send(peak_rss_mb())
         elif kind == "sync":
             workdir, docs_dir = payload
-            app = app_for(workdir, docs_dir, backend)
+            app = app_for(workdir, docs_dir, backend, model)
             try:
                 app.embedder.embed_documents(["warm-up"])  # the model is this process's: not timed
                 engine = app.sync_engine
@@ -163,7 +168,7 @@ def worker(backend: str, data_dir: Path, conn) -> None:  # noqa: ANN001 - a mult
 
 
 class Workers:
-    def __init__(self, data_dir: Path, backends: tuple[str, ...]) -> None:
+    def __init__(self, data_dir: Path, backends: tuple[str, ...], model: str = "") -> None:
         self.backends = backends
         context = multiprocessing.get_context("spawn")
         self.pipes = {}
@@ -173,14 +178,14 @@ class Workers:
         # quantizes. The measuring processes start after, as an app starts once exports exist.
         for backend in backends:
             parent, child = context.Pipe()
-            process = context.Process(target=worker, args=(backend, data_dir, child), daemon=True)
+            process = context.Process(target=worker, args=(backend, data_dir, model, child), daemon=True)
             process.start()
             self.first_use[backend] = parent.recv()
             parent.send(("stop", None))
             process.join(timeout=60)
         for backend in backends:
             parent, child = context.Pipe()
-            process = context.Process(target=worker, args=(backend, data_dir, child), daemon=True)
+            process = context.Process(target=worker, args=(backend, data_dir, model, child), daemon=True)
             process.start()
             parent.recv()
             self.pipes[backend] = parent
@@ -212,6 +217,11 @@ def main() -> None:
     parser.add_argument(
         "--backends", default=",".join(ALL_BACKENDS), help="comma-separated, torch first (the baseline)"
     )
+    parser.add_argument(
+        "--model",
+        default="",
+        help="a local sentence-transformers directory (a fine-tune); default: the bundled one",
+    )
     args = parser.parse_args()
     backends = tuple(args.backends.split(","))
     if backends[0] != "torch" or not set(backends) <= set(ALL_BACKENDS):
@@ -229,7 +239,7 @@ def main() -> None:
         print(f"{docs} documents → {len(texts)} chunks")
 
         # (f) first use: each backend loads in its own process; onnx exports, int8 quantizes.
-        workers = Workers(work / "exports", backends)
+        workers = Workers(work / "exports", backends, args.model)
         print(
             "first use (load; onnx: export; int8: quantize): "
             + ", ".join(f"{b} {s:.1f} s" for b, s in workers.first_use.items())

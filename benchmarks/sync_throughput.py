@@ -75,7 +75,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="archivist-bench-") as tmp,
-        scifact_app(Path(tmp), args.limit) as bench,
+        scifact_app(Path(tmp), args.limit, args.backend) as bench,
     ):
         app = bench.app
         batch_size = app.settings.embeddings.batch_size

@@ -140,6 +140,7 @@ class LocalEmbeddings(Embeddings):
             self._bfloat16 = (
                 native and _load_sentence_transformer(self.model_path, self._stamp, True) is not None
             )
+            log.info("embedding with %s in %s", self.model_path, "bfloat16" if self._bfloat16 else "float32")
         return self._bfloat16
 
     @property
