@@ -206,6 +206,15 @@ class CommandsApi:
     def __init__(self) -> None:
         self.syncs: list[tuple[int | None, list[dict[str, Any]]]] = []
         self.refused: set[int] = set()
+        self.registered: dict[int | None, list[str]] = {}  # scope -> command names Discord keeps
+
+    def listed_in(self, guild_id: int) -> list[str]:
+        """The commands a member of the server sees: global and the server's own, side by side.
+
+        Application Commands (Registering a Command): global and guild commands are separate;
+        a command registered in both appears twice in that server.
+        """
+        return sorted(self.registered.get(None, []) + self.registered.get(guild_id, []))
 
     def install(self, bot: discord.Client) -> None:
         async def global_commands(application_id: int, payload: list[dict[str, Any]]) -> Any:
@@ -228,6 +237,7 @@ class CommandsApi:
 
     def _overwrite(self, application_id: int, guild_id: int | None, payload: list[dict[str, Any]]) -> Any:
         self.syncs.append((guild_id, payload))
+        self.registered[guild_id] = [command["name"] for command in payload]  # bulk overwrite replaces all
         return [
             {
                 **command,

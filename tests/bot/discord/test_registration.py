@@ -70,3 +70,54 @@ async def test_a_refused_registration_is_logged_once_and_the_bot_runs_on(
     commands_api.refused.clear()  # fixed: the next start registers them
     assert await discord_env.bot.register_commands()
     assert len(commands_api.syncs) == 1
+
+
+def _use_dev_guild(discord_env, guild: int | None) -> None:
+    discord_env.app.settings = discord_env.app.settings.model_copy(
+        update={"discord": DiscordSettings(dev_guild=str(guild) if guild else None)}
+    )
+
+
+@pytest.mark.asyncio
+async def test_switching_between_global_and_a_dev_guild_never_lists_a_command_twice(
+    discord_env, commands_api
+) -> None:
+    guild = discord_env.guild.id
+    assert await discord_env.bot.register_commands()  # global first
+    once = commands_api.listed_in(guild)
+    assert "ask" in once and len(once) == len(set(once))
+
+    _use_dev_guild(discord_env, guild)
+    assert await discord_env.bot.register_commands()
+    assert commands_api.registered[None] == []  # the global commands are withdrawn
+    assert commands_api.listed_in(guild) == once  # each command listed once, not twice
+    assert {c.name for c in discord_env.bot.tree.get_commands()} >= {"ask"}  # the tree itself is intact
+
+    _use_dev_guild(discord_env, None)
+    assert await discord_env.bot.register_commands()
+    assert commands_api.registered[guild] == [] and commands_api.listed_in(guild) == once
+
+    sent = len(commands_api.syncs)
+    assert await discord_env.bot.register_commands()  # nothing changed: nothing sent
+    assert len(commands_api.syncs) == sent
+
+
+@pytest.mark.asyncio
+async def test_a_dev_guild_that_refuses_the_withdrawal_is_emptied_at_the_next_start(
+    discord_env, commands_api, caplog: pytest.LogCaptureFixture
+) -> None:
+    guild = discord_env.guild.id
+    _use_dev_guild(discord_env, guild)
+    assert await discord_env.bot.register_commands()
+    commands_api.refused.add(guild)  # the app lost the scope in that server
+
+    _use_dev_guild(discord_env, None)
+    with caplog.at_level(logging.WARNING, logger="bot.discord"):
+        assert await discord_env.bot.register_commands()  # global registration still succeeded
+    assert "could not remove the slash commands in server" in caplog.text
+    assert "ask" in commands_api.registered[guild]  # still there: Discord refused
+
+    commands_api.refused.clear()
+    assert await discord_env.bot.register_commands()  # the next start tries again
+    assert commands_api.registered[guild] == []
+    assert sorted(commands_api.listed_in(guild)) == sorted(set(commands_api.listed_in(guild)))
