@@ -144,7 +144,7 @@ async def test_workspace_admins_may_run_admin_commands_when_configured(remote_mo
         await harness.client.close()
 
 
-def test_sync_progress_shows_counts_per_source() -> None:
+async def test_sync_progress_shows_counts_per_source() -> None:  # async: the module marks every test asyncio
     from bot.slack.admin import progress_text
     from core.sync.engine import Progress
 
