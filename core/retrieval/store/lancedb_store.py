@@ -13,10 +13,12 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import lancedb
 import numpy as np
@@ -29,6 +31,8 @@ from core.retrieval.store.fusion import relative_score_fusion
 
 log = logging.getLogger(__name__)
 
+# Full-text halves of hybrid searches, beside their vector halves (one per concurrent question).
+_SIDE_QUERIES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="archivist-fts")
 _RESULT_COLUMNS = [
     "id",
     "document_id",
@@ -368,34 +372,25 @@ class LanceDBStore:
     def search(self, query: SearchQuery, access: AccessFilter) -> list[SearchHit]:
         self._refuse_if_stale()
         where = access_sql(access)
+        wants_dense = query.alpha > 0
+        wants_words = query.alpha < 1 and bool(query.text.strip()) and self._has_fts_index()
+        # Hybrid: the full-text query runs in another thread while this one runs the vector
+        # query (LanceDB releases the GIL), so a question waits for the slower, not the sum.
+        words = _SIDE_QUERIES.submit(self._word_rows, query, where) if wants_dense and wants_words else None
+        dense_rows = self._vector_rows(query, where) if wants_dense else []
+        if words is not None:
+            word_rows = words.result()
+        else:
+            word_rows = self._word_rows(query, where) if wants_words else []
         rows: dict[str, dict[str, object]] = {}
         dense: list[tuple[str, float]] = []
         sparse: list[tuple[str, float]] = []
-        if query.alpha > 0:
-            dense_query = (
-                self._table.search(list(query.vector), vector_column_name="vector")
-                .distance_type("cosine")
-                .where(where, prefilter=True)
-                .limit(query.candidates)
-                .select([*_RESULT_COLUMNS, "_distance"])
-            )
-            with storage_errors("read", self._directory):
-                result = dense_query.to_list()
-            for row in result:
-                rows[str(row["id"])] = row
-                dense.append((str(row["id"]), 1.0 - float(row["_distance"])))
-        if query.alpha < 1 and query.text.strip() and self._has_fts_index():
-            text_query = (
-                self._table.search(query.text, query_type="fts", fts_columns="search_text")
-                .where(where, prefilter=True)
-                .limit(query.candidates)
-                .select([*_RESULT_COLUMNS, "_score"])
-            )
-            with storage_errors("read", self._directory):
-                result = text_query.to_list()
-            for row in result:
-                rows.setdefault(str(row["id"]), row)
-                sparse.append((str(row["id"]), float(row["_score"])))
+        for row in dense_rows:
+            rows[str(row["id"])] = row
+            dense.append((str(row["id"]), 1.0 - float(row["_distance"])))
+        for row in word_rows:
+            rows.setdefault(str(row["id"]), row)
+            sparse.append((str(row["id"]), float(row["_score"])))
         fused = relative_score_fusion(dense, sparse, query.alpha)[: query.limit]
         question = np.asarray(query.vector, dtype=np.float32)
         question /= np.linalg.norm(question) or 1.0
@@ -406,3 +401,24 @@ class LanceDBStore:
             similarity = float(vector @ question / (np.linalg.norm(vector) or 1.0))
             hits.append(SearchHit(_chunk(row), score, similarity))
         return hits
+
+    def _vector_rows(self, query: SearchQuery, where: str) -> list[dict[str, Any]]:
+        nearest = (
+            self._table.search(list(query.vector), vector_column_name="vector")
+            .distance_type("cosine")
+            .where(where, prefilter=True)
+            .limit(query.candidates)
+            .select([*_RESULT_COLUMNS, "_distance"])
+        )
+        with storage_errors("read", self._directory):
+            return nearest.to_list()
+
+    def _word_rows(self, query: SearchQuery, where: str) -> list[dict[str, Any]]:
+        matching = (
+            self._table.search(query.text, query_type="fts", fts_columns="search_text")
+            .where(where, prefilter=True)
+            .limit(query.candidates)
+            .select([*_RESULT_COLUMNS, "_score"])
+        )
+        with storage_errors("read", self._directory):
+            return matching.to_list()
