@@ -18,7 +18,7 @@ from pathlib import Path
 from langchain_core.embeddings import Embeddings
 
 from core.errors import ConfigError, ModelError, ServiceUnavailable
-from core.models.onnx_export import MATCH_COSINE, PROBES, OnnxEmbeddings
+from core.models.onnx_export import MATCH_COSINE, OnnxEmbeddings, closeness, probe_vectors
 from core.settings import EmbeddingSettings
 
 log = logging.getLogger(__name__)
@@ -70,21 +70,19 @@ def _in_bfloat16(model, path: str):  # noqa: ANN001, ANN202 - SentenceTransforme
     gives the same numbers without that cost. Layer norms and the embeddings stay float32
     (autocast keeps them so), which is what holds the vectors at cosine ~0.99997.
     """
-    import numpy as np
     import torch
 
-    reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+    reference = probe_vectors(model)
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             module.to(torch.bfloat16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        vectors = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
-    closeness = float(np.min(np.sum(vectors.astype(np.float32) * reference, axis=1)))
-    if closeness < MATCH_COSINE:
+        cosine = closeness(reference, probe_vectors(model))
+    if cosine < MATCH_COSINE:
         log.warning(
             "bfloat16 moves the vectors of %s too far (cosine %.4f < %s): running it in float32",
             path,
-            closeness,
+            cosine,
             MATCH_COSINE,
         )
         return None

@@ -47,6 +47,21 @@ PROBES = (
     "applied to measure the apparent diffusion coefficient in preterm infants.",
     "x",
 )
+
+
+def probe_vectors(model: Any) -> Any:
+    """A sentence-transformers model's unit vectors of ``PROBES``: what another way of running
+    the same weights must reproduce to share its index."""
+    return model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+
+
+def closeness(reference: Any, vectors: Any) -> float:
+    """The lowest cosine between paired unit vectors (compare with ``MATCH_COSINE``)."""
+    import numpy as np
+
+    return float(np.min(np.sum(np.asarray(reference, np.float32) * np.asarray(vectors, np.float32), axis=1)))
+
+
 _WEIGHT_FILES = (".safetensors", ".bin")
 _CONFIG_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json", "vocab.txt")
 
@@ -127,7 +142,6 @@ def _export_once(model_path: str, data_dir: Path, quantized: bool, target: Path)
 
 
 def _export(model_path: str, target: Path) -> None:
-    import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
@@ -173,17 +187,17 @@ def _export(model_path: str, target: Path) -> None:
         "max_seq_length": int(model.max_seq_length or 512),
         "dimensions": int(model.get_embedding_dimension() or 0),
     }
-    reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+    reference = probe_vectors(model)
     session = _session(str(optimized), 1)
     vectors = OnnxEmbeddings.run(session, _tokenizer(model_path), meta, list(PROBES), len(PROBES))
-    closeness = float(np.min(np.sum(reference * vectors, axis=1)))
-    if closeness < MATCH_COSINE:
+    cosine = closeness(reference, vectors)
+    if cosine < MATCH_COSINE:
         msg = (
-            f"the ONNX export of {model_path} does not reproduce its vectors (cosine {closeness:.4f}); "
+            f"the ONNX export of {model_path} does not reproduce its vectors (cosine {cosine:.4f}); "
             "set [embeddings] backend = 'torch'"
         )
         raise ModelError(msg)
-    (target.parent / "export.json").write_text(json.dumps(meta | {"cosine_to_torch": closeness}, indent=1))
+    (target.parent / "export.json").write_text(json.dumps(meta | {"cosine_to_torch": cosine}, indent=1))
     os.replace(optimized, target)
     if raw.exists():
         raw.unlink()
