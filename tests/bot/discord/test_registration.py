@@ -121,3 +121,16 @@ async def test_a_dev_guild_that_refuses_the_withdrawal_is_emptied_at_the_next_st
     assert await discord_env.bot.register_commands()  # the next start tries again
     assert commands_api.registered[guild] == []
     assert sorted(commands_api.listed_in(guild)) == sorted(set(commands_api.listed_in(guild)))
+
+
+@pytest.mark.asyncio
+async def test_a_hand_edited_state_file_never_stops_the_bot_or_empties_a_stranger_scope(
+    discord_env, commands_api
+) -> None:
+    from bot.discord.registration import STATE_FILE
+
+    state = discord_env.app.settings.data_dir / STATE_FILE
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(f'{{"{APPLICATION_ID}:not-a-server": "x", "other-app:global": "y"}}')
+    assert await discord_env.bot.register_commands()
+    assert [guild for guild, _ in commands_api.syncs] == [None]  # registered globally, nothing else touched
